@@ -1,0 +1,1 @@
+"""napari-sam2: Segment Anything 2 for napari."""

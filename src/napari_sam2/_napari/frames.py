@@ -1,0 +1,88 @@
+"""Frame bookkeeping shared by the widget's parts: keys, session frame arguments, default axis.
+
+A *frame key* is the tuple of ALL leading (non-YX) indices of a frame in the data's own order,
+e.g. ``(t,)`` for a (T, Y, X) stack or ``(t, z)`` for (T, Z, Y, X): exactly a napari data
+coordinate without its last two entries. ``VideoSession`` takes an int for 3D data and this
+tuple for N-D data; :func:`session_frame` converts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+FrameKey = tuple[int, ...]
+
+_TIME_NAMES = ("t", "time", "frame", "frames")
+_Z_NAMES = ("z", "depth", "slice", "plane")
+
+
+def session_frame(key: Sequence[int]) -> Any:
+    """The frame argument ``VideoSession`` expects: an int for one leading axis, else a tuple."""
+    key = tuple(int(k) for k in key)
+    return key[0] if len(key) == 1 else key
+
+
+def key_of(frame: Any) -> FrameKey:
+    """Inverse of :func:`session_frame`: an int or a tuple -> a tuple of ints."""
+    if isinstance(frame, (tuple, list, np.ndarray)):
+        return tuple(int(f) for f in frame)
+    return (int(frame),)
+
+
+def result_key(result: Any, axis: int) -> FrameKey:
+    """The frame key of a ``FrameResult``: its outer ``index`` with ``frame`` inserted at ``axis``."""
+    outer = [int(i) for i in getattr(result, "index", ()) or ()]
+    if not outer:
+        return (int(result.frame),)
+    outer.insert(min(int(axis), len(outer)), int(result.frame))
+    return tuple(outer)
+
+
+def round_key(coords: Sequence[float]) -> FrameKey:
+    """Leading coordinates of a napari point (data coordinates) -> integer frame key."""
+    return tuple(int(np.round(c)) for c in coords)
+
+
+def default_axis(axis_labels: Sequence[str] | None, n_leading: int) -> int:
+    """Which leading axis to propagate along when the user has not chosen.
+
+    A labelled time axis wins (video tracking), then a Z axis, then the first axis.
+    """
+    if n_leading <= 0:
+        return 0
+    labels = [str(a).strip().lower() for a in (axis_labels or [])][:n_leading]
+    for names in (_TIME_NAMES, _Z_NAMES):
+        for i, lab in enumerate(labels):
+            if lab in names:
+                return i
+    return 0
+
+
+def axis_names(axis_labels: Sequence[str] | None, shape: Sequence[int], n_leading: int) -> list[str]:
+    """Human names for the leading axes, e.g. ``["axis 0 (t, 40)", "axis 1 (z, 12)"]``."""
+    labels = list(axis_labels or [])
+    out = []
+    for i in range(n_leading):
+        lab = str(labels[i]) if i < len(labels) else ""
+        named = lab and not lab.lstrip("-").isdigit()
+        out.append(f"axis {i} ({lab}, {shape[i]} frames)" if named else f"axis {i} ({shape[i]} frames)")
+    return out
+
+
+def count_frames(shape: Sequence[int], axis: int, direction: str, start: int, stop: int | None) -> int:
+    """How many frames a propagation will visit (all outer indices included); for progress bars."""
+    n = int(shape[axis])
+    outer = int(np.prod([s for i, s in enumerate(shape) if i != axis], dtype=np.int64)) or 1
+    start = min(max(int(start), 0), n - 1)
+    if direction == "forward":
+        end = n - 1 if stop is None else min(max(int(stop), start), n - 1)
+        per = end - start + 1
+    elif direction == "backward":
+        end = 0 if stop is None else max(min(int(stop), start), 0)
+        per = start - end + 1
+    else:
+        per = n
+    return max(per, 1) * outer

@@ -1,0 +1,67 @@
+"""Turn exceptions and conditions into one-line napari notifications that name the fix."""
+
+from __future__ import annotations
+
+import logging
+
+from napari.utils import notifications
+
+from napari_sam2.errors import Sam2Error
+
+log = logging.getLogger("napari_sam2")
+
+NO_IMAGE = (
+    "SAM 2: open an image stack first (File > Open, or File > Open Sample > SAM 2), "
+    "then pick it in the SAM 2 panel."
+)
+NOTHING_TO_PROPAGATE = (
+    "SAM 2: '{name}' is a single 2D image, so there is nothing to propagate along. "
+    "Open a time-lapse, a 3D stack or a video clip (3 or more dimensions)."
+)
+NO_PROMPTS = (
+    "SAM 2: add a prompt first: click on an object in the '{points}' layer (n toggles negative clicks) "
+    "or draw a box in the '{boxes}' layer."
+)
+BUSY = "SAM 2 is still working; wait for it to finish or press Cancel."
+OOM = (
+    "SAM 2 ran out of memory ({detail}). Try a smaller model (sam2.1_hiera_tiny), the laptop mode, "
+    "a shorter frame range, or device 'cpu'."
+)
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    oom = None
+    try:  # torch is imported lazily elsewhere; here only to recognise its error
+        import torch
+
+        oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    if isinstance(err, MemoryError) or (oom is not None and isinstance(err, oom)):
+        return True
+    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
+def describe(err: BaseException) -> tuple[str, str]:
+    """(level, message) for an exception raised by a job: 'error' or 'warning'."""
+    if is_out_of_memory(err):
+        detail = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        return "error", OOM.format(detail=detail)
+    if isinstance(err, Sam2Error):
+        return "error", f"SAM 2: {err}"
+    return "error", f"SAM 2 failed unexpectedly: {type(err).__name__}: {err}"
+
+
+def notify_error(err: BaseException) -> str:
+    """Show ``err`` as a napari notification (no traceback for expected errors); returns the text."""
+    level, text = describe(err)
+    if not isinstance(err, Sam2Error) and not is_out_of_memory(err):
+        log.error("napari-sam2 job failed", exc_info=(type(err), err, err.__traceback__))
+    show(level, text)
+    return text
+
+
+def show(level: str, text: str) -> None:
+    """Show ``text`` as a napari notification of ``level`` ('error', 'warning' or 'info')."""
+    fn = {"error": notifications.show_error, "warning": notifications.show_warning}.get(level, notifications.show_info)
+    fn(text)

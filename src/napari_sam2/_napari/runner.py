@@ -1,0 +1,105 @@
+"""Runs the widget's jobs one at a time in napari thread workers, with a small queue.
+
+The session is not thread-safe and the model must never run on the main thread, so exactly one
+worker runs at a time. A job is described by a *factory* called when its turn comes (so a prompt
+sync reads the layers as they are then, not as they were when queued); jobs with the same
+``name`` and ``coalesce=True`` are queued once (the queued one reads the state when it starts). A failed job empties the queue
+(later jobs usually depend on it).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from napari.qt.threading import create_worker
+
+Spec = tuple[Callable[..., Any], tuple, dict]
+
+
+@dataclass
+class Job:
+    name: str
+    factory: Callable[[], Spec | None]
+    on_yield: Callable[[Any], None] | None = None
+    on_return: Callable[[Any], None] | None = None
+    on_error: Callable[[BaseException], None] | None = None
+    on_done: Callable[[], None] | None = None
+    coalesce: bool = False
+    meta: dict = field(default_factory=dict)
+
+
+class JobRunner:
+    """One worker at a time; ``on_busy(bool, job_name)`` is called when that changes."""
+
+    def __init__(self, on_busy: Callable[[bool, str], None] | None = None) -> None:
+        self._queue: deque[Job] = deque()
+        self._on_busy = on_busy
+        self.worker: Any = None
+        self.job: Job | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.worker is not None
+
+    @property
+    def pending(self) -> list[str]:
+        return [j.name for j in self._queue]
+
+    def submit(self, job: Job) -> None:
+        if job.coalesce and any(j.name == job.name for j in self._queue):
+            return  # the queued twin reads the state when it starts, so it covers this request
+        self._queue.append(job)
+        self._next()
+
+    def clear_queue(self) -> None:
+        self._queue.clear()
+
+    def quit(self) -> None:
+        """Ask the running worker to stop at its next yield."""
+        if self.worker is not None:
+            self.worker.quit()
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _next(self) -> None:
+        while self.worker is None and self._queue:
+            job = self._queue.popleft()
+            try:
+                spec = job.factory()
+            except Exception as err:  # noqa: BLE001 - reported like a worker error
+                self._queue.clear()
+                if job.on_error:
+                    job.on_error(err)
+                if job.on_done:
+                    job.on_done()
+                continue
+            if spec is None:
+                continue
+            func, args, kwargs = spec
+            worker = create_worker(func, *args, _ignore_errors=True, **kwargs)
+            if job.on_yield is not None and hasattr(worker, "yielded"):
+                worker.yielded.connect(job.on_yield)
+            if job.on_return is not None:
+                worker.returned.connect(job.on_return)
+            worker.errored.connect(self._errored)
+            worker.finished.connect(self._finished)
+            self.worker, self.job = worker, job
+            if self._on_busy:
+                self._on_busy(True, job.name)
+            worker.start()
+
+    def _errored(self, err: BaseException) -> None:
+        self._queue.clear()
+        if self.job is not None and self.job.on_error is not None:
+            self.job.on_error(err)
+
+    def _finished(self) -> None:
+        job = self.job
+        self.worker, self.job = None, None
+        if job is not None and job.on_done is not None:
+            job.on_done()
+        self._next()
+        if self._on_busy and self.worker is None:
+            self._on_busy(False, job.name if job else "")

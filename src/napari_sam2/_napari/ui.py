@@ -1,0 +1,155 @@
+"""The controls of the SAM 2 dock widget, laid out; no behaviour (that is in ``widget.py``)."""
+
+from __future__ import annotations
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DIRECTIONS = ("forward", "backward", "both")
+LOAD_FILE = "Load checkpoint file..."
+NEW_OUTPUT = "(new layer)"
+NO_MASKS = "(none)"
+FALLBACK_MODELS = ("sam2.1_hiera_tiny", "sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2.1_hiera_large")
+
+
+def _row(*widgets: QWidget) -> QWidget:
+    box = QWidget()
+    lay = QHBoxLayout(box)
+    lay.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        lay.addWidget(w)
+    return box
+
+
+class Sam2Panel(QWidget):
+    """All controls as attributes; ``Sam2Widget`` connects them."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        outer = QVBoxLayout(self)
+
+        # ---- what to segment, with which model ----
+        setup = QGroupBox("Setup")
+        form = QFormLayout(setup)
+        self.image_combo = QComboBox()
+        self.image_combo.setToolTip("The image stack to segment (time-lapse, Z stack, video clip).")
+        self.model_combo = QComboBox()
+        self.model_combo.setToolTip("SAM 2.1 model: tiny is fastest (CPU / laptop); large is most accurate.")
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        self.device_combo.setToolTip("auto = CUDA GPU if present, else Apple MPS, else CPU.")
+        self.axis_combo = QComboBox()
+        self.axis_combo.setToolTip("The axis to propagate along (time or Z).")
+        self.output_combo = QComboBox()
+        self.output_combo.setToolTip("Labels layer receiving the masks; other label ids in it are preserved.")
+        self.mask_combo = QComboBox()
+        self.mask_combo.setToolTip("Optional Labels layer (e.g. Cellpose) whose labels on a frame become mask prompts.")
+        form.addRow("Image", self.image_combo)
+        form.addRow("Model", self.model_combo)
+        form.addRow("Device", self.device_combo)
+        form.addRow("Propagate along", self.axis_combo)
+        form.addRow("Output labels", self.output_combo)
+        form.addRow("Mask prompts", self.mask_combo)
+        outer.addWidget(setup)
+
+        # ---- prompts ----
+        prompts = QGroupBox("Prompts: click objects, draw boxes")
+        pform = QFormLayout(prompts)
+        self.obj_spin = QSpinBox()
+        self.obj_spin.setRange(1, 2**31 - 1)
+        self.obj_spin.setToolTip("Object id of the next click or box (= its label value).")
+        self.new_obj_btn = QPushButton("New object")
+        self.new_obj_btn.setToolTip("Next free id: larger than every id in the output labels and the session.")
+        pform.addRow("Object id", _row(self.obj_spin, self.new_obj_btn))
+        self.negative_check = QCheckBox("Negative clicks (n)")
+        self.negative_check.setToolTip("Next clicks mark background (red) instead of the object (green). Key: n")
+        self.candidate_btn = QPushButton("Next candidate (c)")
+        self.candidate_btn.setToolTip("Cycle the alternative masks SAM 2 proposes for a single click. Key: c")
+        pform.addRow(_row(self.negative_check, self.candidate_btn))
+        self.masks_btn = QPushButton("Use mask prompts on this frame")
+        self.masks_btn.setToolTip("Each label of the 'Mask prompts' layer on the current frame becomes an object.")
+        pform.addRow(self.masks_btn)
+        outer.addWidget(prompts)
+
+        # ---- propagation ----
+        prop = QGroupBox("Propagate from the current frame")
+        vform = QFormLayout(prop)
+        self.direction_combo = QComboBox()
+        self.direction_combo.addItems(DIRECTIONS)
+        self.range_check = QCheckBox("stop at frame")
+        self.stop_spin = QSpinBox()
+        self.stop_spin.setRange(0, 0)
+        self.stop_spin.setEnabled(False)
+        vform.addRow("Direction", _row(self.direction_combo, self.range_check, self.stop_spin))
+        self.overwrite_check = QCheckBox("Overwrite other labels")
+        self.overwrite_check.setToolTip("Off: pixels holding other label ids are never painted over.")
+        self.follow_check = QCheckBox("Follow")
+        self.follow_check.setChecked(True)
+        self.follow_check.setToolTip("Move the frame slider along with the propagation.")
+        vform.addRow(_row(self.overwrite_check, self.follow_check))
+        self.propagate_btn = QPushButton("Propagate")
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        vform.addRow(_row(self.propagate_btn, self.cancel_btn))
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 100)
+        self.progress_bar.setValue(0)
+        self.progress_label = QLabel("")
+        vform.addRow(self.progress_bar)
+        vform.addRow(self.progress_label)
+        outer.addWidget(prop)
+
+        # ---- review ----
+        review = QGroupBox("Frames to review (double-click to go there)")
+        rlay = QVBoxLayout(review)
+        self.threshold_spin = QDoubleSpinBox()
+        self.threshold_spin.setRange(0.0, 1.0)
+        self.threshold_spin.setSingleStep(0.05)
+        self.threshold_spin.setValue(0.7)
+        self.threshold_spin.setToolTip("List frames where an object's presence score is below this.")
+        rlay.addWidget(_row(QLabel("score below"), self.threshold_spin))
+        self.lost_list = QListWidget()
+        self.lost_list.setMaximumHeight(140)
+        rlay.addWidget(self.lost_list)
+        self.reset_btn = QPushButton("Reset session")
+        self.reset_btn.setToolTip("Forget the model's memory; prompts in the layers are sent again on the next edit.")
+        rlay.addWidget(self.reset_btn)
+        outer.addWidget(review)
+
+        self.status_label = QLabel("Open an image stack to start.")
+        self.status_label.setWordWrap(True)
+        outer.addWidget(self.status_label)
+        outer.addStretch(1)
+
+    # ---- state reflected in the controls -------------------------------------------------------
+    def set_running(self, running: bool, cancellable: bool = True) -> None:
+        """Disable what must not change during a propagation or a model load."""
+        for w in (
+            self.image_combo,
+            self.model_combo,
+            self.device_combo,
+            self.axis_combo,
+            self.output_combo,
+            self.propagate_btn,
+            self.reset_btn,
+            self.masks_btn,
+            self.candidate_btn,
+        ):
+            w.setEnabled(not running)
+        self.cancel_btn.setEnabled(running and cancellable)

@@ -1,0 +1,117 @@
+"""The model work of the widget, as generator functions run by ``napari.qt.threading`` workers.
+
+Nothing here touches Qt or napari layers: each job talks to the model / ``VideoSession`` and yields
+plain objects (``FrameResult``, :class:`Erase`, :class:`OpDone`) that the widget applies on the main
+thread from the worker's ``yielded`` signal. The generators can be iterated directly in tests.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from napari_sam2._napari.frames import FrameKey
+from napari_sam2._napari.prompt_sync import CLEAR, REMOVE, SET, SyncOp
+
+
+@dataclass(frozen=True)
+class Erase:
+    """Remove ``obj_ids`` from frame ``key`` of the output labels."""
+
+    key: FrameKey
+    obj_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class OpDone:
+    """Sync operation number ``index`` reached the session."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Status:
+    """A line for the widget's status label."""
+
+    text: str
+
+
+def load_model_job(name: str, device: str) -> Iterator[Any]:
+    """Load a registry model or a checkpoint file; returns the model."""
+    yield Status(f"Loading {name} on {device}...")
+    from napari_sam2 import load_model  # torch is imported here, in the worker
+
+    return load_model(name, device=device)
+
+
+def open_session_job(model: Any, data: Any, axis: int, **kwargs: Any) -> Iterator[Any]:
+    """Create a ``VideoSession`` on ``data`` (may read and normalise the stack); returns it."""
+    yield Status("Preparing the stack...")
+    from napari_sam2.engine.video_session import VideoSession
+
+    return VideoSession(model, data, axis=axis, **kwargs)
+
+
+def sync_job(session: Any, ops: list[SyncOp]) -> Iterator[Any]:
+    """Send prompt changes to the session; yield each resulting frame (instant preview)."""
+    for i, op in enumerate(ops):
+        if op.kind == SET:
+            if op.had_box and op.box is None:
+                session.clear_prompts(op.frame, op.obj_id)
+            if op.box is not None:
+                result = session.add_box(op.frame, op.obj_id, op.box, points=op.points, labels=op.labels)
+            else:
+                result = session.add_points(op.frame, op.obj_id, op.points, op.labels, clear=True)
+            yield OpDone(i)
+            yield result
+        elif op.kind == CLEAR:
+            session.clear_prompts(op.frame, op.obj_id)
+            yield OpDone(i)
+            yield Erase(op.key, (op.obj_id,))
+        elif op.kind == REMOVE:
+            session.remove_object(op.obj_id)
+            yield OpDone(i)
+
+
+def masks_job(session: Any, masks: list[Any]) -> Iterator[Any]:
+    """Send mask prompts (e.g. Cellpose labels on one frame); yields the last frame result."""
+    result = None
+    for m in masks:
+        result = session.add_mask(m.frame, m.obj_id, m.mask)
+    if result is not None:
+        yield result
+
+
+def candidate_job(session: Any, frame: Any, obj_id: int, k: int) -> Iterator[Any]:
+    """Show multimask candidate ``k`` of a single click."""
+    yield session.choose_candidate(frame, obj_id, k)
+
+
+def count_candidates_job(session: Any, frame: Any, obj_id: int) -> Iterator[Any]:
+    """Number of multimask candidates of (frame, object); returns it."""
+    if False:  # pragma: no cover - makes this a generator like the others
+        yield None
+    return session.num_candidates(frame, obj_id)
+
+
+def prefetch_job(session: Any, frame: Any) -> Iterator[Any]:
+    """Compute and cache the image features of ``frame`` so the next click is instant."""
+    if False:  # pragma: no cover
+        yield None
+    session.prefetch(frame)
+
+
+def propagate_job(
+    session: Any,
+    direction: str,
+    start: Any,
+    stop: Any,
+    cancel: threading.Event,
+) -> Iterator[Any]:
+    """Propagate all objects; yields one FrameResult per frame as soon as it is done."""
+    for result in session.propagate(direction=direction, start=start, stop=stop, cancel=cancel):
+        yield result
+        if cancel.is_set():
+            return

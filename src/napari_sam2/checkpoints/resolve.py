@@ -1,0 +1,136 @@
+"""``resolve_checkpoint``: turn a model name or a file path into a verified local checkpoint file.
+
+Offline first: a verified cached file is returned without any network access; a file copied by hand into the
+cache is verified on first use; only a missing file is downloaded (under a lock, resumable, then verified).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from napari_sam2.errors import CheckpointError
+
+from . import cache
+from .download import fetch, manual_hint
+from .progress import CancelToken, ProgressCallback
+from .registry import CheckpointEntry, Registry, RegistryLike, as_registry
+
+Verifier = Callable[[Path], Any]
+_PATH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
+
+
+def default_verify(path: Path) -> None:
+    """Strict load check by the model package (raises CheckpointError for anything not an official layout)."""
+    from napari_sam2.model.checkpoint import inspect_checkpoint  # lazy: pulls in torch
+
+    inspect_checkpoint(path)
+
+
+def resolve_checkpoint(
+    name_or_path: str | os.PathLike[str],
+    *,
+    download: bool = True,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken = None,
+    verify: Verifier | None = None,
+    registry: RegistryLike = None,
+) -> Path:
+    """Local path of a checkpoint given a registry name (cached, downloaded if needed) or a file path.
+
+    An existing file path is returned as is; a missing one raises CheckpointError naming it. A registry name
+    (or its file name, ``"sam2.1_hiera_tiny.pt"``) gives the verified cached file, downloading it first when
+    ``download`` is true. ``progress(done, total)`` and ``cancel`` (Event or callable) apply to the download;
+    ``verify(path)`` (default: :func:`default_verify`) runs once per file, its success is recorded on disk.
+    Raises DownloadError (network), DownloadCancelled, or CheckpointError (bad or missing file).
+    """
+    reg = as_registry(registry)
+    name = _registry_name(name_or_path, reg)
+    if name is None:
+        return _local_file(name_or_path, reg)
+    entry = reg.get(name)
+    folder = cache.cache_dir()
+    dest = cache.cached_file(entry, folder)
+    if cache.is_verified(dest, entry):  # fast path, no lock, no network
+        return dest
+    if not download and not dest.exists():  # checked before the lock: a query must not create folders
+        raise _not_cached(entry, dest)
+    folder.mkdir(parents=True, exist_ok=True)
+    with cache.FileLock(cache.lock_file(dest), cancel=cancel):
+        if cache.is_verified(dest, entry):  # another thread or process finished it while we waited
+            return dest
+        if not dest.exists():
+            if not download:
+                raise _not_cached(entry, dest)
+            part = fetch(entry.url, dest, expected_bytes=entry.bytes, progress=progress, cancel=cancel)
+            os.replace(part, dest)  # atomic: `dest` only ever names a complete file
+            cache.fsync_dir(folder)
+        _verify_or_quarantine(dest, entry, verify or default_verify)
+    return dest
+
+
+def is_cached(name: str, registry: RegistryLike = None) -> bool:
+    """True when the named checkpoint's file is in the cache (verified or not); never touches the network."""
+    return cache.cached_file(as_registry(registry).get(name)).is_file()
+
+
+def _not_cached(entry: CheckpointEntry, dest: Path) -> CheckpointError:
+    return CheckpointError(
+        f"The checkpoint '{entry.name}' ({entry.display_size}) is not in the cache folder {dest.parent} and "
+        "downloading is turned off. " + manual_hint(entry.url, dest)
+    )
+
+
+def _registry_name(name_or_path: str | os.PathLike[str], reg: Registry) -> str | None:
+    """The registry name meant by the argument, or None when it is a file path."""
+    if isinstance(name_or_path, os.PathLike):
+        return None
+    text = str(name_or_path)
+    if text in reg.entries:
+        return text
+    if Path(text).expanduser().exists():
+        return None
+    stem, _, ext = text.rpartition(".")
+    if ext == "pt" and stem in reg.entries and os.sep not in text and "/" not in text:
+        return stem  # a bare registry file name
+    looks_like_path = "/" in text or "\\" in text or text.startswith("~") or text.lower().endswith(_PATH_SUFFIXES)
+    return None if looks_like_path else text  # a plain word: let the registry report a typo
+
+
+def _local_file(name_or_path: str | os.PathLike[str], reg: Registry) -> Path:
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    if path.exists():
+        raise CheckpointError(f"The checkpoint path {path} is a folder, not a .pt file. Give the file itself.")
+    raise CheckpointError(
+        f"The checkpoint file {path} does not exist. Check the path, or use a model name to download it "
+        f"automatically: {', '.join(reg.names())}."
+    )
+
+
+def _verify_or_quarantine(dest: Path, entry: CheckpointEntry, verify: Verifier) -> None:
+    """Check size, sha256 and loadability; record success, or move the file aside and raise."""
+    size = dest.stat().st_size
+    digest = ""
+    problem: str | None = None
+    if entry.bytes is not None and size != entry.bytes:
+        problem = f"it is {size} bytes but should be {entry.bytes} bytes"
+    else:
+        digest = cache.file_sha256(dest)
+        if entry.sha256 is not None and digest != entry.sha256:
+            problem = f"its SHA-256 is {digest} but should be {entry.sha256}"
+        else:
+            try:
+                verify(dest)  # other exceptions (a bug, a missing module) propagate: the file is not blamed
+            except CheckpointError as exc:
+                problem = str(exc).rstrip(".")
+    if problem is not None:
+        bad = cache.quarantine(dest)
+        raise CheckpointError(
+            f"The checkpoint file '{dest.name}' failed verification: {problem}. It was moved aside to {bad} and "
+            f"will not be used (delete it when you like). Run again to download a fresh copy from {entry.url}, "
+            f"or put a good copy of that file into {dest.parent}."
+        )
+    cache.write_marker(dest, digest, entry.url)

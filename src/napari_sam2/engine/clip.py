@@ -1,0 +1,281 @@
+"""SAM 2 tracking of several objects through one sequence of frames.
+
+A ``Clip`` owns the frames of one sequence (a (T, Y, X) stack, or one Z-stack of a 4-D
+stack), the objects' tracks and the feature cache. Its steps mirror the official video
+predictor: prompting runs the SAM heads (with memory on already-tracked frames), and
+propagation encodes pending memories first, then tracks frame by frame. Objects that
+attend to the same memory layout run as one batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import PromptError
+from ..model.image_encoder import ImageFeatures
+from ..model.sam2 import NO_OBJ_SCORE, HeadsOutput, Sam2Model
+from .feature_cache import FeatureCache
+from .frames import FrameSource
+from .memory_bank import FrameState, MemoryPlan, ObjectTrack, plan_memory, stored_state
+from .postprocess import fill_holes
+from .results import FrameResult
+
+
+class Clip:
+    def __init__(self, model: Sam2Model, source: FrameSource, frame_hw: tuple[int, int],
+                 fill_hole_area: int, corrections_as_conditioning: bool,
+                 feature_budget: int, index: tuple[int, ...] = ()) -> None:
+        self.model = model
+        self.source = source
+        self.hw = frame_hw
+        self.fill_hole_area = fill_hole_area
+        self.corrections_as_conditioning = corrections_as_conditioning
+        self.features = FeatureCache(feature_budget)
+        self.tracks: dict[int, ObjectTrack] = {}
+        self.index = index
+        self._mem_pos: torch.Tensor | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return self.source.num_frames
+
+    # --------------------------------------------------------------- features
+    def _encode(self, frame: int) -> ImageFeatures:
+        x = self.source.get(frame).to(self.model.device)[None]
+        with self.model.autocast():
+            return self.model.encode_image(x)
+
+    def feats(self, frame: int) -> ImageFeatures:
+        return self.features.get(frame, self._encode)
+
+    def prefetch(self, frame: int) -> None:
+        """Compute and cache ``frame``'s features (e.g. when the user moves to it)."""
+        self.feats(frame)
+
+    # ---------------------------------------------------------------- prompting
+    def track(self, obj_id: int) -> ObjectTrack:
+        if obj_id not in self.tracks:
+            self.tracks[obj_id] = ObjectTrack(obj_id)
+        return self.tracks[obj_id]
+
+    def _prompt_kind(self, tr: ObjectTrack, frame: int) -> tuple[bool, bool, bool]:
+        is_init = frame not in tr.tracked
+        reverse = False if is_init else tr.tracked[frame]
+        is_cond = is_init or self.corrections_as_conditioning
+        return is_init, reverse, is_cond
+
+    @torch.inference_mode()
+    def add_points(self, frame: int, obj_id: int, coords: torch.Tensor, labels: torch.Tensor,
+                   clear: bool, return_logits: bool = False) -> FrameResult:
+        """coords (N, 2) (x, y) in model-input pixels; labels (N,) int32 (2/3 = box corners)."""
+        tr = self.track(obj_id)
+        if not clear and frame in tr.points:
+            old_c, old_l = tr.points[frame]
+            coords, labels = torch.cat([old_c, coords]), torch.cat([old_l, labels])
+        tr.points[frame] = (coords, labels)
+        tr.masks.pop(frame, None)
+        is_init, reverse, is_cond = self._prompt_kind(tr, frame)
+        prev = tr.pending(is_cond).get(frame) or tr.cond.get(frame) or tr.non_cond.get(frame)
+        prev_logits = torch.clamp(prev.low_res, -32.0, 32.0) if prev is not None else None
+        feats = self.feats(frame)
+        dev = self.model.device
+        with self.model.autocast():
+            if is_init:
+                pix = self.model.image_embedding(feats)
+            else:
+                pix = self._conditioned(feats, [tr], frame, reverse)
+            n = labels.shape[0]
+            out = self.model.sam_heads(pix, feats.high_res, coords[None].to(dev),
+                                       labels[None].to(dev), prev_logits, multimask=n <= 1)
+        tr.pending(is_cond)[frame] = self._state(out, 0, encode=False)
+        return self.result(frame, is_cond=is_cond, return_logits=return_logits)
+
+    @torch.inference_mode()
+    def add_mask(self, frame: int, obj_id: int, mask: torch.Tensor, return_logits: bool = False) -> FrameResult:
+        """mask: (Y, X) bool at the stack's resolution."""
+        tr = self.track(obj_id)
+        tr.points.pop(frame, None)
+        s = self.model.image_size
+        m = mask.to(torch.float32)[None, None]
+        if tuple(m.shape[-2:]) != (s, s):
+            m = F.interpolate(m, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+            m = (m >= 0.5).float()
+        m = m.to(self.model.device)
+        tr.masks[frame] = m
+        _, _, is_cond = self._prompt_kind(tr, frame)
+        with self.model.autocast():
+            out = self.model.mask_as_output(self.feats(frame), m)
+        tr.pending(is_cond)[frame] = self._state(out, 0, encode=False)
+        return self.result(frame, is_cond=is_cond, return_logits=return_logits)
+
+    def _state(self, out: HeadsOutput, row: int, encode: bool) -> FrameState:
+        low = out.low_res[row : row + 1]
+        if self.fill_hole_area > 0:
+            low = fill_holes(low, self.fill_hole_area)
+        st = FrameState(low, out.obj_ptr[row : row + 1].float(),
+                        out.object_score_logits[row : row + 1].float(), float(out.iou[row]))
+        if out.candidates is not None:
+            st.candidates = out.candidates[row : row + 1]
+            st.candidate_iou = out.candidate_iou[row : row + 1].float()
+            st.candidate_ptrs = out.candidate_ptrs[row : row + 1].float()
+            st.choice = int(out.choice[row])
+        return st
+
+    def choose_candidate(self, frame: int, obj_id: int, k: int) -> FrameResult:
+        """Replace a single click's chosen mask by multimask candidate ``k``."""
+        tr = self.tracks.get(obj_id)
+        st = tr.output(frame) if tr else None
+        if st is None or st.candidates is None:
+            raise PromptError(f"Object {obj_id} has no multimask candidates on frame {frame} (only a single click has).")
+        k = int(k) % st.candidates.shape[1]
+        low = st.candidates[:, k : k + 1]
+        st.low_res = fill_holes(low, self.fill_hole_area) if self.fill_hole_area > 0 else low
+        st.obj_ptr = st.candidate_ptrs[:, k]
+        st.iou = float(st.candidate_iou[0, k])
+        st.choice = k
+        if st.maskmem is not None:  # already consolidated: re-encode from the new mask
+            st.maskmem = self._encode_prompt_memory(frame, st)
+        return self.result(frame)
+
+    # --------------------------------------------------------------- memories
+    def _mem_pos_enc(self, feats: ImageFeatures) -> torch.Tensor:
+        if self._mem_pos is None:
+            h, w = feats.vision.shape[-2:]
+            pe = self.model.memory_encoder.position_encoding
+            self._mem_pos = pe.encoding(h, w, feats.vision.device)[None]
+        return self._mem_pos
+
+    def _conditioned(self, feats: ImageFeatures, tracks: list[ObjectTrack], frame: int,
+                     reverse: bool) -> torch.Tensor:
+        """Memory attention for objects that share one memory layout."""
+        plans = [plan_memory(t, frame, reverse, self.num_frames, self.model.is_v21) for t in tracks]
+        plan = plans[0]
+        mems, ptrs = [], []
+        for tr, pl in zip(tracks, plans):
+            m = [stored_state(tr, f).maskmem.float() for _, f in pl.memories]
+            mems.append(torch.cat([x.flatten(2).permute(0, 2, 1) for x in m], dim=1))
+            if pl.pointers:
+                ptrs.append(torch.stack([stored_state(tr, f).obj_ptr[0] for _, f in pl.pointers]))
+        memory = torch.cat(mems)  # (B, n_mem * hw, 64)
+        pos_base = self._mem_pos_enc(feats).flatten(2).permute(0, 2, 1)  # (1, hw, 64)
+        tpos = self.model.maskmem_tpos_enc
+        pos = [pos_base + tpos[len(tpos) - t_pos - 1].reshape(1, 1, -1) for t_pos, _ in plan.memories]
+        memory_pos = torch.cat(pos, dim=1).expand(len(tracks), -1, -1)
+        n_ptr_tokens = 0
+        if ptrs:
+            p = torch.stack(ptrs)  # (B, N, 256)
+            b, n, c = p.shape
+            split = c // memory.shape[-1]
+            p_tokens = p.reshape(b, n, split, -1).flatten(1, 2)  # (B, N * 4, 64)
+            p_pos = self.model.pointer_pos_enc([r for r, _ in plan.pointers], plan.t_diff_max, memory.device)
+            p_pos = p_pos.repeat_interleave(split, dim=0)[None].expand(b, -1, -1)
+            memory = torch.cat([memory, p_tokens.to(memory.dtype)], dim=1)
+            memory_pos = torch.cat([memory_pos, p_pos.to(memory_pos.dtype)], dim=1)
+            n_ptr_tokens = n * split
+        return self.model.condition_on_memory(feats, memory, memory_pos, n_ptr_tokens)
+
+    def _encode_prompt_memory(self, frame: int, st: FrameState) -> torch.Tensor:
+        feats = self.feats(frame)
+        s = self.model.image_size
+        high = F.interpolate(st.low_res.to(self.model.device), size=(s, s), mode="bilinear", align_corners=False)
+        with self.model.autocast():
+            mem, _ = self.model.encode_memory(feats.vision, high, st.score.to(self.model.device), binarize=True)
+        return mem.to(torch.bfloat16)
+
+    def consolidate(self) -> None:
+        """Encode the memories of prompted frames and make them part of the tracks."""
+        for tr in self.tracks.values():
+            for is_cond in (False, True):
+                target = tr.cond if is_cond else tr.non_cond
+                for frame, st in tr.pending(is_cond).items():
+                    if st.maskmem is None:
+                        st.maskmem = self._encode_prompt_memory(frame, st)
+                    target[frame] = st
+                tr.pending(is_cond).clear()
+            for frame in tr.cond:
+                tr.non_cond.pop(frame, None)
+
+    # -------------------------------------------------------------- propagation
+    @torch.inference_mode()
+    def propagate(self, order: list[int], reverse: bool, cancel: threading.Event | None,
+                  return_logits: bool, skip_first: bool = False) -> Iterator[FrameResult]:
+        """Track all objects over ``order`` (frame indices), yielding each frame's result."""
+        tracks = list(self.tracks.values())
+        for i, frame in enumerate(order):
+            if cancel is not None and cancel.is_set():
+                return
+            self.source.prefetch(order[i + 1 : i + 3])
+            todo = [t for t in tracks if frame not in t.cond]
+            if todo:
+                feats = self.feats(frame)
+                groups: dict[tuple, list[ObjectTrack]] = {}
+                for t in todo:
+                    key = plan_memory(t, frame, reverse, self.num_frames, self.model.is_v21).layout
+                    groups.setdefault(key, []).append(t)
+                for group in groups.values():
+                    self._track_group(feats, group, frame, reverse)
+            for t in tracks:
+                t.tracked[frame] = reverse
+                t.prune(frame)
+            if skip_first and i == 0:
+                continue
+            yield self.result(frame, return_logits=return_logits)
+
+    def _track_group(self, feats: ImageFeatures, group: list[ObjectTrack], frame: int, reverse: bool) -> None:
+        with self.model.autocast():
+            pix = self._conditioned(feats, group, frame, reverse)
+            out = self.model.sam_heads(pix, feats.high_res, None, None, None, multimask=True)
+            mem, _ = self.model.encode_memory(feats.vision, out.high_res, out.object_score_logits, binarize=False)
+        mem = mem.to(torch.bfloat16)
+        for row, tr in enumerate(group):
+            st = self._state(out, row, encode=True)
+            st.candidates = st.candidate_iou = st.candidate_ptrs = None
+            st.maskmem = mem[row : row + 1]
+            tr.non_cond[frame] = st
+
+    # ------------------------------------------------------------------ results
+    def result(self, frame: int, is_cond: bool | None = None, return_logits: bool = False) -> FrameResult:
+        """Masks of every object on ``frame`` at the stack's resolution."""
+        ids, masks, logits, lows, scores, ious = [], [], [], [], [], []
+        h, w = self.hw
+        for obj_id, tr in self.tracks.items():
+            st = tr.output(frame, is_cond)
+            ids.append(obj_id)
+            if st is None:
+                low = torch.full((1, 1, 4, 4), NO_OBJ_SCORE)
+                scores.append(NO_OBJ_SCORE)
+                ious.append(0.0)
+            else:
+                low = st.low_res
+                scores.append(float(st.score.reshape(-1)[0]))
+                ious.append(st.iou)
+            full = F.interpolate(low.float(), size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+            full = full.cpu()
+            masks.append((full > 0).numpy())
+            if return_logits:
+                logits.append(full.numpy())
+                lows.append(low.float()[0, 0].cpu().numpy())
+        n = len(ids)
+        score_arr = np.asarray(scores, dtype=np.float32).reshape(n)
+        res = FrameResult(
+            frame=frame,
+            obj_ids=tuple(ids),
+            masks=np.stack(masks) if n else np.zeros((0, h, w), bool),
+            scores=(1.0 / (1.0 + np.exp(-score_arr.astype(np.float64)))).astype(np.float32),
+            present=score_arr > 0,
+            iou=np.asarray(ious, dtype=np.float32).reshape(n),
+            object_score_logits=score_arr,
+            logits=(np.stack(logits) if n else np.zeros((0, h, w), np.float32)) if return_logits else None,
+            index=self.index,
+        )
+        if return_logits and n:
+            side = max(x.shape[-1] for x in lows)
+            res.low_res_logits = np.stack(
+                [x if x.shape[-1] == side else np.full((side, side), NO_OBJ_SCORE, np.float32) for x in lows]
+            )
+        return res

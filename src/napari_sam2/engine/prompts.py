@@ -1,0 +1,90 @@
+"""Prompts in napari's convention, independent of any GUI.
+
+Coordinates are (row, col) pixels of the stack's frames; boxes are
+(row0, col0, row1, col1); ``frame`` is the index along the propagation axis.
+The widget's layer adapters, the CSV readers of the CLI and the console helper all
+produce these objects, and :meth:`PromptSet.apply` sends them to a ``VideoSession``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PointPrompt:
+    """Clicks on one frame for one object: positive (label 1) or negative (label 0)."""
+
+    frame: int
+    obj_id: int
+    points: np.ndarray  # float (N, 2) as (row, col)
+    labels: np.ndarray  # int (N,), 1 = positive, 0 = negative
+
+
+@dataclass(frozen=True)
+class BoxPrompt:
+    """A box on one frame for one object, optionally with clicks on the same frame."""
+
+    frame: int
+    obj_id: int
+    box: np.ndarray  # float (4,) as (row0, col0, row1, col1)
+
+
+@dataclass(frozen=True)
+class MaskPrompt:
+    """A mask on one frame for one object (e.g. from Cellpose or a painted label)."""
+
+    frame: int
+    obj_id: int
+    mask: np.ndarray  # bool (Y, X)
+
+
+@dataclass
+class PromptSet:
+    """All prompts of a job, grouped so that each (frame, object) is sent once."""
+
+    points: list[PointPrompt] = field(default_factory=list)
+    boxes: list[BoxPrompt] = field(default_factory=list)
+    masks: list[MaskPrompt] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.points or self.boxes or self.masks)
+
+    @property
+    def obj_ids(self) -> list[int]:
+        ids = {p.obj_id for p in self.points} | {b.obj_id for b in self.boxes}
+        ids |= {m.obj_id for m in self.masks}
+        return sorted(ids)
+
+    @property
+    def frames(self) -> list[int]:
+        fr = {p.frame for p in self.points} | {b.frame for b in self.boxes}
+        fr |= {m.frame for m in self.masks}
+        return sorted(fr)
+
+    def apply(self, session: Any) -> None:
+        """Send every prompt to ``session`` (a ``VideoSession``).
+
+        A mask prompt replaces clicks and boxes of the same (frame, object); a box and
+        clicks on the same (frame, object) are sent together, as SAM 2 expects.
+        """
+        masked = {(m.frame, m.obj_id) for m in self.masks}
+        for m in self.masks:
+            session.add_mask(m.frame, m.obj_id, m.mask)
+        boxes = {(b.frame, b.obj_id): b for b in self.boxes if (b.frame, b.obj_id) not in masked}
+        clicks: dict[tuple[int, int], list[PointPrompt]] = {}
+        for p in self.points:
+            if (p.frame, p.obj_id) not in masked:
+                clicks.setdefault((p.frame, p.obj_id), []).append(p)
+        for key in sorted(set(boxes) | set(clicks)):
+            frame, obj_id = key
+            group = clicks.get(key, [])
+            pts = np.concatenate([p.points for p in group]) if group else None
+            lbl = np.concatenate([p.labels for p in group]) if group else None
+            if key in boxes:
+                session.add_box(frame, obj_id, boxes[key].box, points=pts, labels=lbl)
+            else:
+                session.add_points(frame, obj_id, pts, lbl)

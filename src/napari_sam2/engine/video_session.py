@@ -1,0 +1,357 @@
+"""``VideoSession``: prompt objects on any frames of a stack and propagate them with SAM 2.
+
+The one engine behind the widget, the console API and the CLI. It knows nothing of
+napari or Qt. Coordinates follow napari: points are (row, col), boxes
+(row0, col0, row1, col1), masks (Y, X) booleans at the stack's resolution.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import InputError, PromptError
+from ..model.sam2 import Sam2Model
+from .clip import Clip
+from .frames import FrameSource, StackLayout, as_array_like, guess_layout, stack_intensity_range
+from .results import FrameResult
+
+Frame = int | Sequence[int]
+
+
+class VideoSession:
+    """Segment and track objects through a stack along one axis.
+
+    Parameters
+    ----------
+    model : a ``Sam2Model`` from :func:`napari_sam2.load_model`.
+    frames : any array-like (numpy, dask, zarr, memory-mapped TIFF) of shape (T, Y, X),
+        (T, Y, X, C) or with more leading axes (e.g. (T, Z, Y, X)); frames are read
+        lazily, one at a time.
+    axis : the leading axis to propagate along (default 0). With more leading axes, each
+        index of the other axes is its own sequence (e.g. ``axis=1`` on T x Z x Y x X
+        propagates along Z separately for every time point), and frame arguments are
+        tuples of all leading indices, like napari point coordinates without (row, col).
+    channel : pick one channel of multichannel data (repeated to RGB); RGB(A) is used as is.
+    intensity_range : (low, high) mapped to 0..255 for non-uint8 data; default: the stack's
+        0.5-99.5 % percentiles (one range for the whole stack, no flicker).
+    rgb : whether the last axis is colour; default napari's guess (size 3 or 4 on >= 4-D).
+    fill_hole_area : fill background holes up to this many low-res pixels in each mask
+        (8, as the official video builder; 0 to switch off).
+    corrections_as_conditioning : clicks on already-tracked frames become conditioning
+        frames, so they stick when propagating again (official
+        ``add_all_frames_to_correct_as_cond``). ``False`` restores the official default.
+    feature_cache_bytes : budget for cached image features (per sequence).
+    """
+
+    def __init__(
+        self,
+        model: Sam2Model,
+        frames: Any,
+        axis: int = 0,
+        *,
+        channel: int | None = None,
+        intensity_range: tuple[float, float] | None = None,
+        rgb: bool | None = None,
+        fill_hole_area: int = 8,
+        corrections_as_conditioning: bool = True,
+        feature_cache_bytes: int = 256 * 2**20,
+    ) -> None:
+        self.model = model
+        self.data = as_array_like(frames)
+        self.layout: StackLayout = guess_layout(self.data, axis, rgb, channel)
+        self.channel = channel
+        if intensity_range is None:
+            intensity_range = stack_intensity_range(self.data, self.layout, channel)
+        elif not np.all(np.isfinite(intensity_range)) or intensity_range[1] <= intensity_range[0]:
+            raise InputError(f"intensity_range must be (low, high) with low < high; got {intensity_range}.")
+        self.intensity_range = intensity_range
+        self.fill_hole_area = int(fill_hole_area)
+        self.corrections_as_conditioning = bool(corrections_as_conditioning)
+        self.feature_cache_bytes = int(feature_cache_bytes)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-sam2-frames")
+        self._clips: dict[tuple[int, ...], Clip] = {}
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def num_frames(self) -> int:
+        """Length of the propagation axis."""
+        return self.layout.num_frames
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        return self.layout.frame_shape
+
+    @property
+    def obj_ids(self) -> list[int]:
+        ids: set[int] = set()
+        for clip in self._clips.values():
+            ids |= set(clip.tracks)
+        return sorted(ids)
+
+    def prompted_frames(self, obj_id: int | None = None) -> list[tuple[tuple[int, ...], int]]:
+        """(outer index, frame) pairs that hold prompts, optionally for one object."""
+        out = set()
+        for idx, clip in self._clips.items():
+            for oid, tr in clip.tracks.items():
+                if obj_id is None or oid == obj_id:
+                    out |= {(idx, f) for f in (*tr.points, *tr.masks)}
+        return sorted(out)
+
+    # ---------------------------------------------------------------- helpers
+    def _clip(self, outer: tuple[int, ...]) -> Clip:
+        if outer not in self._clips:
+            src = FrameSource(self.data, self.layout, outer, self.model.image_size,
+                              self.intensity_range, self.channel, self._executor)
+            self._clips[outer] = Clip(self.model, src, self.frame_shape, self.fill_hole_area,
+                                      self.corrections_as_conditioning, self.feature_cache_bytes, outer)
+        return self._clips[outer]
+
+    def _locate(self, frame: Frame) -> tuple[Clip, int]:
+        try:
+            outer, f = self.layout.split(frame)
+        except InputError as err:
+            raise PromptError(str(err)) from None
+        if not 0 <= f < self.num_frames:
+            raise PromptError(f"Frame {f} is outside the stack (0..{self.num_frames - 1}).")
+        return self._clip(outer), f
+
+    @staticmethod
+    def _obj(obj_id: Any) -> int:
+        if isinstance(obj_id, (bool, np.bool_)) or int(obj_id) != obj_id or int(obj_id) < 1:
+            raise PromptError(f"Object ids are positive integers (label values); got {obj_id!r}.")
+        return int(obj_id)
+
+    def _model_xy(self, rc: np.ndarray, what: str) -> torch.Tensor:
+        """(N, 2) (row, col) -> (N, 2) (x, y) model-input pixels, checking the bounds."""
+        h, w = self.frame_shape
+        rc = np.asarray(rc, dtype=np.float64).reshape(-1, 2)
+        if not np.all(np.isfinite(rc)):
+            raise PromptError(f"The {what} has non-finite coordinates.")
+        bad = (rc[:, 0] < -0.5) | (rc[:, 0] > h - 0.5) | (rc[:, 1] < -0.5) | (rc[:, 1] > w - 0.5)
+        if bad.any():
+            r, c = rc[bad][0]
+            raise PromptError(
+                f"The {what} at (row {r:g}, col {c:g}) is outside the {h} x {w} image."
+            )
+        xy = torch.tensor(rc[:, ::-1].copy(), dtype=torch.float32)
+        return xy / torch.tensor([w, h]) * self.model.image_size
+
+    # -------------------------------------------------------------- prompting
+    def add_points(self, frame: Frame, obj_id: int, points: np.ndarray, labels: Sequence[int],
+                   clear: bool = True, *, return_logits: bool = False) -> FrameResult:
+        """Clicks (N, 2) as (row, col) with labels 1 (positive) / 0 (negative).
+
+        ``clear=True`` replaces this object's earlier clicks on that frame (send all
+        clicks each time, as a napari Points layer holds them); ``False`` appends.
+        Returns the masks of all objects on that frame.
+        """
+        obj_id = self._obj(obj_id)
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2) if points is not None else np.zeros((0, 2))
+        lbl = np.asarray(labels if labels is not None else [], dtype=np.int64).reshape(-1)
+        if len(pts) == 0:
+            raise PromptError("add_points needs at least one point.")
+        if len(lbl) != len(pts):
+            raise PromptError(f"Got {len(pts)} points but {len(lbl)} labels; give one label per point.")
+        if not np.isin(lbl, (0, 1)).all():
+            raise PromptError("Point labels must be 1 (positive) or 0 (negative).")
+        with self._lock:
+            clip, f = self._locate(frame)
+            xy = self._model_xy(pts, "point")
+            return clip.add_points(f, obj_id, xy, torch.as_tensor(lbl, dtype=torch.int32), clear, return_logits)
+
+    def add_box(self, frame: Frame, obj_id: int, box: Sequence[float], points: np.ndarray | None = None,
+                labels: Sequence[int] | None = None, *, return_logits: bool = False) -> FrameResult:
+        """A box (row0, col0, row1, col1), optionally with clicks on the same frame."""
+        obj_id = self._obj(obj_id)
+        b = np.asarray(box, dtype=np.float64).reshape(-1)
+        if b.size != 4:
+            raise PromptError(f"A box is (row0, col0, row1, col1); got {box!r}.")
+        r0, r1 = sorted(b[[0, 2]])
+        c0, c1 = sorted(b[[1, 3]])
+        if r1 - r0 <= 0 or c1 - c0 <= 0:
+            raise PromptError(f"The box {tuple(b)} has zero area; drag a rectangle around the object.")
+        corners = np.array([[r0, c0], [r1, c1]])
+        with self._lock:
+            clip, f = self._locate(frame)
+            xy = self._model_xy(corners, "box")
+            lbl = torch.tensor([2, 3], dtype=torch.int32)
+            if points is not None and len(points):
+                pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+                pl = np.asarray(labels, dtype=np.int64).reshape(-1)
+                if len(pl) != len(pts) or not np.isin(pl, (0, 1)).all():
+                    raise PromptError("Give one label (1 or 0) per point added with the box.")
+                xy = torch.cat([xy, self._model_xy(pts, "point")])
+                lbl = torch.cat([lbl, torch.as_tensor(pl, dtype=torch.int32)])
+            return clip.add_points(f, obj_id, xy, lbl, clear=True, return_logits=return_logits)
+
+    def add_mask(self, frame: Frame, obj_id: int, mask: np.ndarray, *, return_logits: bool = False) -> FrameResult:
+        """A (Y, X) boolean mask as the object's segmentation on that frame."""
+        obj_id = self._obj(obj_id)
+        m = np.asarray(mask)
+        if m.shape != self.frame_shape:
+            raise PromptError(f"The mask has shape {m.shape}; frames are {self.frame_shape}.")
+        m = m.astype(bool)
+        if not m.any():
+            raise PromptError("The mask is empty; paint the object, or use clear_prompts / remove_object.")
+        with self._lock:
+            clip, f = self._locate(frame)
+            return clip.add_mask(f, obj_id, torch.from_numpy(m), return_logits)
+
+    def num_candidates(self, frame: Frame, obj_id: int) -> int:
+        """How many multimask candidates the object's prompt on that frame has (3 or 0)."""
+        clip, f = self._locate(frame)
+        tr = clip.tracks.get(self._obj(obj_id))
+        st = tr.output(f) if tr else None
+        return 0 if st is None or st.candidates is None else int(st.candidates.shape[1])
+
+    def choose_candidate(self, frame: Frame, obj_id: int, k: int) -> FrameResult:
+        """Use multimask candidate ``k`` of a single click (cycle with k + 1)."""
+        with self._lock:
+            clip, f = self._locate(frame)
+            return clip.choose_candidate(f, self._obj(obj_id), k)
+
+    def prefetch(self, frame: Frame) -> None:
+        """Compute the image features of a frame now, so the next click there is instant."""
+        with self._lock:
+            clip, f = self._locate(frame)
+            with torch.inference_mode():
+                clip.prefetch(f)
+
+    # ------------------------------------------------------------ bookkeeping
+    def remove_object(self, obj_id: int) -> None:
+        obj_id = self._obj(obj_id)
+        with self._lock:
+            found = [clip for clip in self._clips.values() if obj_id in clip.tracks]
+            if not found:
+                raise PromptError(f"There is no object {obj_id}; objects: {self.obj_ids or 'none'}.")
+            for clip in found:
+                del clip.tracks[obj_id]
+
+    def clear_prompts(self, frame: Frame, obj_id: int | None = None) -> None:
+        """Remove the prompts on a frame (of one object, or of all objects).
+
+        Its output stays as an ordinary tracked frame, as in the official predictor; an
+        object left with no prompt at all is removed.
+        """
+        with self._lock:
+            clip, f = self._locate(frame)
+            if obj_id is not None:
+                obj_id = self._obj(obj_id)
+                if obj_id not in clip.tracks:
+                    raise PromptError(f"There is no object {obj_id}; objects: {self.obj_ids or 'none'}.")
+            for oid, tr in list(clip.tracks.items()):
+                if obj_id is not None and oid != obj_id:
+                    continue
+                tr.points.pop(f, None)
+                tr.masks.pop(f, None)
+                for d in (tr.pending_cond, tr.pending_non_cond):
+                    d.pop(f, None)
+                st = tr.cond.pop(f, None)
+                if st is not None:
+                    tr.non_cond[f] = st
+                if not tr.points and not tr.masks:
+                    del clip.tracks[oid]
+
+    def reset(self) -> None:
+        """Forget all objects, prompts and memories (cached image features are kept)."""
+        with self._lock:
+            for clip in self._clips.values():
+                clip.tracks.clear()
+
+    # ------------------------------------------------------------- propagation
+    def propagate(
+        self,
+        direction: str = "forward",
+        start: Frame | None = None,
+        stop: int | tuple[int, int] | None = None,
+        *,
+        cancel: threading.Event | None = None,
+        return_logits: bool = False,
+    ) -> Iterator[FrameResult]:
+        """Track every object through the stack, yielding each frame's result as it is done.
+
+        ``direction``: "forward", "backward" or "both" (forward, then backward from the same
+        start; the start frame is yielded once). ``start``: default the earliest prompted
+        frame (as the official predictor). ``stop``: the last frame to visit (inclusive);
+        for "both" a pair (first, last). Stops before the next frame when ``cancel`` is set
+        or the caller stops iterating; everything finished so far is kept.
+        """
+        if direction not in ("forward", "backward", "both"):
+            raise PromptError(f"direction must be 'forward', 'backward' or 'both', not {direction!r}.")
+        with self._lock:
+            clips = self._ready_clips(start)
+        for clip, first in clips:
+            n = self.num_frames
+            lo, hi = 0, n - 1
+            if stop is not None:
+                if direction == "both":
+                    lo, hi = (int(v) for v in stop)  # type: ignore[union-attr]
+                elif direction == "forward":
+                    hi = int(stop)  # type: ignore[arg-type]
+                else:
+                    lo = int(stop)  # type: ignore[arg-type]
+                lo, hi = max(lo, 0), min(hi, n - 1)
+            if direction in ("forward", "both"):
+                yield from self._run(clip, list(range(first, hi + 1)), False, cancel, return_logits)
+            if direction in ("backward", "both"):
+                if cancel is not None and cancel.is_set():
+                    return
+                order = list(range(first, lo - 1, -1)) if first > 0 else []
+                yield from self._run(clip, order, True, cancel, return_logits, skip_first=direction == "both")
+
+    def _run(self, clip: Clip, order, reverse, cancel, return_logits, skip_first=False):
+        gen = clip.propagate(order, reverse, cancel, return_logits, skip_first)
+        while True:
+            with self._lock:
+                try:
+                    result = next(gen)
+                except StopIteration:
+                    return
+            yield result
+
+    def _ready_clips(self, start: Frame | None) -> list[tuple[Clip, int]]:
+        clips = [(idx, c) for idx, c in sorted(self._clips.items()) if c.tracks]
+        if not clips:
+            raise PromptError("There is nothing to propagate: add a click, box or mask first.")
+        if start is not None:
+            clip, f = self._locate(start)
+            clips = [(clip.index, clip)]
+        out = []
+        for _, clip in clips:
+            clip.consolidate()
+            for tr in clip.tracks.values():
+                if not tr.cond:
+                    raise PromptError(f"Object {tr.obj_id} has no prompts; add one or remove the object.")
+            first = f if start is not None else min(t for tr in clip.tracks.values() for t in tr.cond)
+            out.append((clip, first))
+        return out
+
+    def frame_state(self, frame: Frame, obj_id: int):
+        """Diagnostics: the stored per-object state on a frame (object pointer, score, ...)."""
+        clip, f = self._locate(frame)
+        tr = clip.tracks.get(self._obj(obj_id))
+        return None if tr is None else tr.output(f)
+
+    # ------------------------------------------------------------------ memory
+    @property
+    def state_bytes(self) -> int:
+        """Bytes held in per-object state (memories, pointers, masks) across sequences."""
+        return sum(tr.nbytes for c in self._clips.values() for tr in c.tracks.values())
+
+    def close(self) -> None:
+        """Stop the prefetch thread and drop cached features."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        for clip in self._clips.values():
+            clip.features.clear()
+
+    def __enter__(self) -> "VideoSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,113 @@
+"""Array-like view of a TIFF series that decodes pages only when indexed.
+
+Used when the series cannot be memory-mapped (compressed or scattered pages): a
+(T, Y, X) stack of thousands of compressed frames must not be decoded up front.
+Indexing reads only the pages (2D planes, or YXS colour planes) it needs.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from ..errors import InputError
+
+
+class LazyTiffSeries:
+    """Read-only array-like over the pages of one ``TiffPageSeries``.
+
+    Exposes ``shape``, ``dtype``, ``ndim``, ``__len__`` and numpy-style
+    ``__getitem__`` (ints, slices, Ellipsis; an integer array on the page axes), so
+    it can be wrapped by ``dask.array.from_array`` or shown by napari directly.
+    """
+
+    def __init__(self, tif: tifffile.TiffFile, series_index: int) -> None:
+        series = tif.series[series_index]
+        self._tif = tif
+        self._path = tif.filename
+        self._pages = list(series.pages)
+        self.shape: tuple[int, ...] = tuple(int(n) for n in series.shape)
+        self.dtype = np.dtype(series.dtype)
+        first = next((p for p in self._pages if p is not None), None)
+        if first is None:
+            raise InputError(f"{self._path} holds no image data; choose another file or series.")
+        self._page_shape: tuple[int, ...] = tuple(first.shape)
+        n_lead = len(self.shape) - len(self._page_shape)
+        if n_lead < 0 or self.shape[n_lead:] != self._page_shape:
+            raise InputError(
+                f"{self._path}: pages of shape {self._page_shape} do not tile the series "
+                f"shape {self.shape}; re-save the file as a plain TIFF stack."
+            )
+        self._lead_shape = self.shape[:n_lead]
+        n_pages = int(np.prod(self._lead_shape, dtype=np.int64))
+        if len(self._pages) < n_pages:
+            self._pages += [None] * (n_pages - len(self._pages))
+        self._lock = threading.Lock()
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"LazyTiffSeries(shape={self.shape}, dtype={self.dtype}, file={self._path!r})"
+
+    def read_page(self, page_index: int) -> np.ndarray:
+        """Decode one page (missing pages, e.g. absent OME planes, read as zeros)."""
+        page = self._pages[page_index]
+        if page is None:
+            return np.zeros(self._page_shape, self.dtype)
+        try:
+            with self._lock:
+                data = page.asarray()
+        except Exception as exc:  # codec missing, truncated file...
+            raise InputError(
+                f"Cannot decode page {page_index} of {self._path} ({exc}); re-save it "
+                "uncompressed or zlib-compressed, or install the imagecodecs package."
+            ) from exc
+        return np.asarray(data, dtype=self.dtype).reshape(self._page_shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        lead_key, page_key = self._split_key(key)
+        grid = np.arange(len(self._pages)).reshape(self._lead_shape)[lead_key]
+        grid = np.asarray(grid)
+        plane_shape = np.broadcast_to(np.empty((), np.bool_), self._page_shape)[page_key].shape
+        out = np.empty(grid.shape + plane_shape, dtype=self.dtype)
+        for pos, page_index in np.ndenumerate(grid):
+            out[pos] = self.read_page(int(page_index))[page_key]
+        return out
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = self[...]
+        return data if dtype is None else data.astype(dtype, copy=False)
+
+    def _split_key(self, key: Any) -> tuple[tuple, tuple]:
+        """Split a numpy index into its page-grid part and its within-page part."""
+        if not isinstance(key, tuple):
+            key = (key,)
+        if any(k is None for k in key):
+            raise IndexError("LazyTiffSeries does not support np.newaxis in indices")
+        n_ellipsis = sum(k is Ellipsis for k in key)
+        if n_ellipsis > 1:
+            raise IndexError("an index can only have a single ellipsis ('...')")
+        if n_ellipsis:
+            pos = next(i for i, k in enumerate(key) if k is Ellipsis)
+            fill = self.ndim - (len(key) - 1)
+            key = key[:pos] + (slice(None),) * fill + key[pos + 1 :]
+        if len(key) > self.ndim:
+            raise IndexError(f"too many indices for an array of {self.ndim} dimensions")
+        key = key + (slice(None),) * (self.ndim - len(key))
+        n_lead = len(self._lead_shape)
+        page_key = key[n_lead:]
+        if any(not isinstance(k, (int, np.integer, slice)) for k in page_key):
+            raise IndexError("only integers and slices can index the image plane axes")
+        return key[:n_lead], page_key

@@ -1,0 +1,160 @@
+"""Open an image stack lazily: TIFF / OME-TIFF / ImageJ hyperstacks and ``.npy``.
+
+Nothing is decoded at open time except one page (to fail early on missing codecs);
+``Stack.data`` reads only the frames that are indexed, so a stack larger than memory
+can be segmented frame by frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import tifffile
+
+from ..errors import InputError
+from ._lazy_tiff import LazyTiffSeries
+from ._tiff_meta import normalize_axes, physical_scale
+
+TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2")
+NPY_SUFFIXES = (".npy",)
+
+
+class ArrayLike(Protocol):
+    """What ``Stack.data`` offers: numpy-style lazy indexing plus shape and dtype."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int: ...
+
+    def __getitem__(self, key: Any) -> np.ndarray: ...
+
+
+@dataclass
+class Stack:
+    """A lazily read image stack and its calibration.
+
+    ``axes`` uses T, Z, C, Y, X (e.g. ``"TYX"``, ``"TYXC"``, ``"TZYX"``); ``scale`` has
+    one physical size per axis (1.0 for T and C) in ``unit``, or is None when the file
+    carries no spatial calibration. Close it (or use ``with``) to release the file.
+    """
+
+    data: ArrayLike
+    axes: str
+    scale: tuple[float, ...] | None = None
+    unit: str | None = None
+    path: Path | None = None
+    _handle: Any = field(default=None, repr=False)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.data.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.data.shape)
+
+    def close(self) -> None:
+        """Release the open file; ``data`` must not be indexed afterwards."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def guess_axes(shape: tuple[int, ...]) -> str:
+    """Axes of an array without metadata, napari-style: a last axis of 3 or 4 is RGB(A)."""
+    ndim = len(shape)
+    rgb = ndim >= 3 and shape[-1] in (3, 4)
+    spatial = ndim - 1 if rgb else ndim
+    lead = {2: "YX", 3: "TYX", 4: "TZYX", 5: "TZCYX"}.get(spatial)
+    if lead is None:
+        raise InputError(
+            f"Cannot interpret an array of shape {shape}; save it as (T, Y, X) or "
+            "(T, Y, X, C) with axis metadata (e.g. an ImageJ or OME TIFF)."
+        )
+    return lead + ("C" if rgb else "")
+
+
+def read_stack(path: str | Path, *, series: int = 0) -> Stack:
+    """Open ``path`` lazily; raise :class:`InputError` when it cannot be used."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"Image file not found: {path}; check the path.")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give the path of a TIFF or .npy file.")
+    suffix = path.suffix.lower()
+    if suffix in NPY_SUFFIXES:
+        return _read_npy(path)
+    if suffix in TIFF_SUFFIXES:
+        return _read_tiff(path, series)
+    raise InputError(
+        f"Unsupported image file type '{path.suffix}' ({path.name}); "
+        "convert it to TIFF (.tif) or NumPy (.npy)."
+    )
+
+
+def _read_npy(path: Path) -> Stack:
+    try:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:
+        raise InputError(f"Cannot read {path} as a NumPy array ({exc}); re-save it with numpy.save.") from exc
+    if data.dtype.kind not in "biuf":
+        raise InputError(f"{path} holds {data.dtype} values; save a numeric (integer or float) array.")
+    return Stack(data=data, axes=guess_axes(data.shape), path=path)
+
+
+def _read_tiff(path: Path, series: int) -> Stack:
+    try:
+        tif = tifffile.TiffFile(path)
+    except Exception as exc:
+        raise InputError(f"Cannot read {path} as a TIFF file ({exc}); check that it is not corrupt.") from exc
+    try:
+        n_series = len(tif.series)
+        if not 0 <= series < n_series:
+            raise InputError(
+                f"{path.name} has {n_series} image series; choose a series between 0 and {n_series - 1}."
+            )
+        tseries = tif.series[series]
+        axes = normalize_axes(tseries.axes)
+        data: ArrayLike | None = _memmap(path, series, tseries)
+        if data is None:
+            data = LazyTiffSeries(tif, series)
+            data.read_page(0)  # fail now, not mid-propagation, if a codec is missing
+        scale, unit = physical_scale(tif, series, axes)
+    except InputError:
+        tif.close()
+        raise
+    except Exception as exc:
+        tif.close()
+        raise InputError(f"Cannot interpret {path} ({exc}); re-save it as a plain TIFF stack.") from exc
+    keep_open = isinstance(data, LazyTiffSeries)
+    if not keep_open:
+        tif.close()  # the memory map holds its own mapping of the file
+    return Stack(data=data, axes=axes, scale=scale, unit=unit, path=path, _handle=tif if keep_open else None)
+
+
+def _memmap(path: Path, series: int, tseries: tifffile.TiffPageSeries) -> np.ndarray | None:
+    """Memory-map the series when its pixels are uncompressed and contiguous."""
+    if tseries.dataoffset is None:
+        return None
+    try:
+        data = tifffile.memmap(path, series=series, mode="r")
+    except (ValueError, OSError):
+        return None
+    if tuple(data.shape) != tuple(tseries.shape):
+        return None
+    return data

@@ -1,0 +1,38 @@
+"""Choosing the compute device and precision."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import DeviceError
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then Apple MPS, then CPU; an explicit device must exist."""
+    name = str(device).lower()
+    mps_ok = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if mps_ok else torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(
+            "CUDA was requested but this PyTorch has no usable CUDA GPU "
+            f"(torch {torch.__version__}). Choose device 'cpu' or 'auto', or install a CUDA build of PyTorch."
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DeviceError(f"GPU {dev.index} does not exist; {torch.cuda.device_count()} GPU(s) found.")
+    if dev.type == "mps" and not mps_ok:
+        raise DeviceError("Apple MPS was requested but is not available here; choose 'cpu' or 'auto'.")
+    return dev
+
+
+def default_autocast(device: torch.device, dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """bf16 autocast on CUDA by default (fast); fp32 elsewhere and whenever asked."""
+    if isinstance(dtype, str):
+        dtype = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                 "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype.lower()]
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else None
+    return None if dtype == torch.float32 else dtype

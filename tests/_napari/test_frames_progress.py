@@ -1,0 +1,96 @@
+"""Qt-free helpers: frame keys, default axis, frame counts, progress text, error messages."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_sam2._napari import messages as M
+from napari_sam2._napari.frames import (
+    axis_names,
+    count_frames,
+    default_axis,
+    key_of,
+    result_key,
+    round_key,
+    session_frame,
+)
+from napari_sam2._napari.progress import ProgressMeter, format_seconds
+from napari_sam2.engine.results import FrameResult
+from napari_sam2.errors import CheckpointError
+
+
+def _result(frame, index=()):
+    return FrameResult(
+        frame=frame,
+        obj_ids=(1,),
+        masks=np.zeros((1, 4, 4), bool),
+        scores=np.ones(1, np.float32),
+        present=np.ones(1, bool),
+        iou=np.ones(1, np.float32),
+        object_score_logits=np.ones(1, np.float32),
+        index=index,
+    )
+
+
+def test_frame_keys_round_trip():
+    assert session_frame((3,)) == 3
+    assert session_frame((1, 2)) == (1, 2)
+    assert key_of(3) == (3,) and key_of((1, 2)) == (1, 2)
+    assert round_key([2.6, 0.4]) == (3, 0)
+
+
+def test_result_key_inserts_frame_at_axis():
+    assert result_key(_result(5), axis=0) == (5,)
+    # T x Z x Y x X propagated along Z (axis 1): index holds t
+    assert result_key(_result(7, index=(2,)), axis=1) == (2, 7)
+    assert result_key(_result(7, index=(2,)), axis=0) == (7, 2)
+
+
+def test_default_axis_prefers_time_then_z():
+    assert default_axis(("t", "y", "x"), 1) == 0
+    assert default_axis(("z", "t", "y", "x"), 2) == 1
+    assert default_axis(("c", "z", "y", "x"), 2) == 1
+    assert default_axis(("0", "1", "2", "3"), 2) == 0
+    assert default_axis(None, 1) == 0
+
+
+def test_axis_names_show_label_and_length():
+    names = axis_names(("t", "z", "y", "x"), (40, 12, 64, 64), 2)
+    assert names == ["axis 0 (t, 40 frames)", "axis 1 (z, 12 frames)"]
+    assert axis_names(("0", "1", "2"), (5, 8, 8), 1) == ["axis 0 (5 frames)"]
+
+
+@pytest.mark.parametrize(
+    "direction,start,stop,expected",
+    [("forward", 3, None, 7), ("forward", 3, 5, 3), ("backward", 3, None, 4), ("backward", 3, 2, 2), ("both", 3, None, 10)],
+)
+def test_count_frames(direction, start, stop, expected):
+    assert count_frames((10,), 0, direction, start, stop) == expected
+
+
+def test_count_frames_multiplies_outer_axes():
+    assert count_frames((4, 10), 1, "forward", 0, None) == 40
+
+
+def test_progress_meter_fps_and_eta():
+    t = [0.0]
+    meter = ProgressMeter(11, clock=lambda: t[0])
+    assert "?" in meter.text()
+    t[0] = 1.0
+    meter.tick()  # first frame: warm-up, not counted for the rate
+    for _ in range(5):
+        t[0] += 0.5
+        meter.tick()
+    assert meter.fps == pytest.approx(2.0)
+    assert meter.seconds_left == pytest.approx(2.5)
+    assert meter.percent == 54
+    assert "2.0 frames/s" in meter.text() and "2 s left" in meter.text()
+    assert format_seconds(75) == "1 min 15 s" and format_seconds(7300) == "2 h 01 min"
+
+
+def test_messages_name_the_fix():
+    level, text = M.describe(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert level == "error" and "smaller model" in text and "cpu" in text
+    assert "smaller model" in M.describe(MemoryError())[1]
+    assert M.describe(CheckpointError("file x.pt is not a SAM 2 checkpoint"))[1] == "SAM 2: file x.pt is not a SAM 2 checkpoint"
+    assert "ValueError" in M.describe(ValueError("boom"))[1]

@@ -1,0 +1,121 @@
+"""The dock widget without a model: manifest, pickers, prompt layers, keys, object ids, errors."""
+
+import numpy as np
+from qtpy.QtWidgets import QFileDialog
+
+from napari_sam2._napari.layers import NEGATIVE_COLOR
+from napari_sam2._napari.ui import LOAD_FILE, NEW_OUTPUT, NO_MASKS
+
+from .conftest import open_widget, press, wait_idle
+
+
+def test_opens_through_manifest_with_pickers(cells_widget, viewer):
+    w = cells_widget
+    assert w.viewer is viewer  # unwrapped from napari's PublicOnlyProxy
+    assert w.image_combo.currentText() == "cells"
+    assert w.axis_combo.count() == 1 and w.axis_combo.currentText() == "axis 0 (t, 40 frames)"
+    assert w.output_combo.currentText() == NEW_OUTPUT
+    assert [w.mask_combo.itemText(i) for i in range(w.mask_combo.count())] == [NO_MASKS, "cells ground truth"]
+    models = [w.model_combo.itemText(i) for i in range(w.model_combo.count())]
+    assert "sam2.1_hiera_tiny" in models and models[-1] == LOAD_FILE
+    assert [w.device_combo.itemText(i) for i in range(w.device_combo.count())] == ["auto", "cpu", "cuda", "mps"]
+    assert w.stop_spin.maximum() == 39
+
+
+def test_prompt_layers_created_and_wired(cells_widget, viewer):
+    w = cells_widget
+    pts, boxes = viewer.layers["cells SAM 2 points"], viewer.layers["cells SAM 2 boxes"]
+    assert w.points_layer is pts and w.boxes_layer is boxes
+    assert viewer.layers.selection.active is pts and pts.mode == "add" and boxes.mode == "add_rectangle"
+    assert pts.ndim == 3 and boxes.ndim == 3
+    assert set(pts.features.columns) == {"obj_id", "positive"} and "obj_id" in boxes.features.columns
+    # re-opening the widget reuses the prompt layers instead of duplicating them
+    n = len(viewer.layers)
+    open_widget(viewer)
+    assert len(viewer.layers) == n
+
+
+def test_negative_key_checkbox_and_object_id_set_new_points(cells_widget, fake, qtbot):
+    w = cells_widget
+    w.use_model(object(), "fake")
+    pts = w.points_layer
+    press(pts, "n")
+    assert w.negative_check.isChecked()
+    w.obj_spin.setValue(4)
+    pts.add([[0, 30, 30]])
+    w.negative_check.setChecked(False)
+    pts.add([[0, 40, 40]])
+    assert pts.features["obj_id"].tolist() == [4, 4]
+    assert pts.features["positive"].tolist() == [False, True]
+    np.testing.assert_allclose(pts.face_color[0], [1, 0, 0, 1])  # red
+    np.testing.assert_allclose(pts.face_color[1], [0, 1, 0, 1])  # lime
+    assert NEGATIVE_COLOR == "red"
+    wait_idle(qtbot, w)
+    assert fake["session"].calls[-1] == ("points", 0, 4, [[30.0, 30.0], [40.0, 40.0]], [0, 1])
+
+
+def test_new_object_takes_next_free_id(viewer, qtbot, fake):
+    viewer.add_image(np.zeros((4, 32, 32), np.float32), name="stack")
+    lab = np.zeros((4, 32, 32), np.uint32)
+    lab[2, :3, :3] = 6
+    viewer.add_labels(lab, name="existing")
+    w = open_widget(viewer)
+    w.use_model(object(), "fake")
+    w.output_combo.setCurrentIndex(w.output_combo.findText("existing"))
+    assert w.new_object() == 7
+    w.boxes_layer.feature_defaults = {"obj_id": 11}
+    w.boxes_layer.add_rectangles(np.array([[0, 1, 1], [0, 1, 5], [0, 5, 5], [0, 5, 1]], float))
+    wait_idle(qtbot, w)
+    assert w.output_combo.currentText() == "existing" and w.output_combo.currentData().data[0, 1, 1] == 11
+    assert w.new_object() == 12
+    assert w.obj_spin.value() == 12
+
+
+def test_axis_choice_for_4d_defaults_to_time(viewer):
+    viewer.add_image(np.zeros((3, 5, 16, 16), np.float32), name="tz", axis_labels=("z", "t", "y", "x"))
+    w = open_widget(viewer)
+    assert [w.axis_combo.itemText(i) for i in range(2)] == ["axis 0 (z, 3 frames)", "axis 1 (t, 5 frames)"]
+    assert w.axis == 1 and w.stop_spin.maximum() == 4
+    w.axis_combo.setCurrentIndex(0)
+    assert w.stop_spin.maximum() == 2
+
+
+def test_no_image_is_an_error_with_the_fix(viewer, notes):
+    w = open_widget(viewer)
+    w.propagate()
+    assert notes[-1][0] == "error" and "open an image" in notes[-1][1]
+    assert w.propagate_btn.isEnabled()
+
+
+def test_2d_image_has_nothing_to_propagate(viewer, notes):
+    viewer.add_image(np.zeros((32, 32), np.float32), name="flat")
+    w = open_widget(viewer)
+    assert notes and notes[-1][0] == "warning" and "nothing to propagate" in notes[-1][1]
+    w.propagate()
+    assert "nothing to propagate" in w.status_label.text()
+    assert w.propagate_btn.isEnabled()
+
+
+def test_propagate_without_prompts_says_what_to_do(cells_widget, notes, qtbot):
+    cells_widget.propagate()
+    assert notes[-1][0] == "warning" and "add a prompt first" in notes[-1][1]
+    cells_widget.runner.clear_queue()
+
+
+def test_checkpoint_file_that_fails_to_load(cells_widget, notes, qtbot, tmp_path, monkeypatch):
+    w = cells_widget
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a checkpoint")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(bad), "")))
+    w.model_combo.setCurrentIndex(w.model_combo.findText(LOAD_FILE))
+    assert w.model_combo.currentText() == str(bad)
+    w.device_combo.setCurrentText("cpu")
+    w.points_layer.add([[0, 50, 50]])  # the first click loads the model
+    wait_idle(qtbot, w)
+    assert notes and notes[-1][0] == "error"
+    assert w.model is None and w.session is None
+    assert w.propagate_btn.isEnabled() and w.model_combo.isEnabled()
+    # cancelling the file dialog keeps the previous choice
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: ("", "")))
+    w.model_combo.setCurrentIndex(w.model_combo.findText(LOAD_FILE))
+    assert w.model_combo.currentText() == str(bad)
