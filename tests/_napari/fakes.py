@@ -102,8 +102,16 @@ class FakeSession:
         self.calls.append(("propagate", direction, start, stop))
         start = 0 if start is None else start
         n = self.num_frames
-        fwd = range(start, n if stop is None else stop + 1)
-        bwd = range(start, -1 if stop is None else stop - 1, -1)
+        lo, hi = 0, n - 1
+        if stop is not None:
+            if direction == "both":
+                lo, hi = stop
+            elif direction == "forward":
+                hi = stop
+            else:
+                lo = stop
+        fwd = range(start, hi + 1)
+        bwd = range(start, lo - 1, -1)
         orders = {"forward": [fwd], "backward": [bwd], "both": [fwd, bwd]}[direction]
         for order in orders:
             prev = dict(self._masks.get(start, {}))

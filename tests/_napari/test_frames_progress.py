@@ -62,14 +62,17 @@ def test_axis_names_show_label_and_length():
 
 @pytest.mark.parametrize(
     "direction,start,stop,expected",
-    [("forward", 3, None, 7), ("forward", 3, 5, 3), ("backward", 3, None, 4), ("backward", 3, 2, 2), ("both", 3, None, 10)],
+    [
+        ("forward", 3, None, 7),
+        ("forward", 3, 5, 3),
+        ("backward", 3, None, 4),
+        ("backward", 3, 2, 2),
+        ("both", 3, None, 10),
+        ("both", 3, (1, 6), 6),
+    ],
 )
 def test_count_frames(direction, start, stop, expected):
-    assert count_frames((10,), 0, direction, start, stop) == expected
-
-
-def test_count_frames_multiplies_outer_axes():
-    assert count_frames((4, 10), 1, "forward", 0, None) == 40
+    assert count_frames(10, direction, start, stop) == expected
 
 
 def test_progress_meter_fps_and_eta():

@@ -84,7 +84,8 @@ def test_backward_with_stop_frame(cells_widget, viewer, fake, qtbot):
     w.points_layer.add([[20, 40, 40]])
     w.direction_combo.setCurrentText("backward")
     w.range_check.setChecked(True)
-    w.stop_spin.setValue(15)
+    w.first_spin.setValue(15)
+    w.last_spin.setValue(30)
     w.propagate()
     wait_idle(qtbot, w)
     out = _out(viewer)
@@ -139,7 +140,8 @@ def test_deleting_prompts_clears_and_removes_objects(cells_widget, viewer, fake,
     w.points_layer.selected_data = {1}
     w.points_layer.remove_selected()
     wait_idle(qtbot, w)
-    assert fake["session"].calls[-2:] == [("clear", 0, 2), ("remove", 2)]
+    # clearing the last prompt removes the object in the engine; no separate remove_object call
+    assert fake["session"].calls[-1] == ("clear", 0, 2) and fake["session"].obj_ids == [1]
     assert set(np.unique(_out(viewer)[0])) == {0, 1}
     assert w.state.owned_ids == {1}
 

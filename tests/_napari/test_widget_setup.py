@@ -19,7 +19,7 @@ def test_opens_through_manifest_with_pickers(cells_widget, viewer):
     models = [w.model_combo.itemText(i) for i in range(w.model_combo.count())]
     assert "sam2.1_hiera_tiny" in models and models[-1] == LOAD_FILE
     assert [w.device_combo.itemText(i) for i in range(w.device_combo.count())] == ["auto", "cpu", "cuda", "mps"]
-    assert w.stop_spin.maximum() == 39
+    assert w.first_spin.maximum() == 39 and w.last_spin.value() == 39
 
 
 def test_prompt_layers_created_and_wired(cells_widget, viewer):
@@ -75,9 +75,9 @@ def test_axis_choice_for_4d_defaults_to_time(viewer):
     viewer.add_image(np.zeros((3, 5, 16, 16), np.float32), name="tz", axis_labels=("z", "t", "y", "x"))
     w = open_widget(viewer)
     assert [w.axis_combo.itemText(i) for i in range(2)] == ["axis 0 (z, 3 frames)", "axis 1 (t, 5 frames)"]
-    assert w.axis == 1 and w.stop_spin.maximum() == 4
+    assert w.axis == 1 and w.last_spin.maximum() == 4
     w.axis_combo.setCurrentIndex(0)
-    assert w.stop_spin.maximum() == 2
+    assert w.last_spin.maximum() == 2
 
 
 def test_no_image_is_an_error_with_the_fix(viewer, notes):

@@ -72,17 +72,24 @@ def axis_names(axis_labels: Sequence[str] | None, shape: Sequence[int], n_leadin
     return out
 
 
-def count_frames(shape: Sequence[int], axis: int, direction: str, start: int, stop: int | None) -> int:
-    """How many frames a propagation will visit (all outer indices included); for progress bars."""
-    n = int(shape[axis])
-    outer = int(np.prod([s for i, s in enumerate(shape) if i != axis], dtype=np.int64)) or 1
+def count_frames(n: int, direction: str, start: int, stop: Any = None) -> int:
+    """How many frames a propagation from ``start`` visits in a sequence of ``n`` (progress bars).
+
+    ``stop`` as ``VideoSession.propagate`` takes it: the last frame for forward / backward, a
+    (first, last) pair for both directions.
+    """
     start = min(max(int(start), 0), n - 1)
+    lo, hi = 0, n - 1
+    if stop is not None:
+        if direction == "both":
+            lo, hi = (int(v) for v in stop)
+        elif direction == "forward":
+            hi = int(stop)
+        else:
+            lo = int(stop)
+        lo, hi = max(lo, 0), min(hi, n - 1)
     if direction == "forward":
-        end = n - 1 if stop is None else min(max(int(stop), start), n - 1)
-        per = end - start + 1
-    elif direction == "backward":
-        end = 0 if stop is None else max(min(int(stop), start), 0)
-        per = start - end + 1
-    else:
-        per = n
-    return max(per, 1) * outer
+        return max(hi - start + 1, 1)
+    if direction == "backward":
+        return max(start - lo + 1, 1)
+    return max(hi - start + 1, 0) + max(start - lo, 0) or 1

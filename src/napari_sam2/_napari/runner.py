@@ -9,14 +9,40 @@ sync reads the layers as they are then, not as they were when queued); jobs with
 
 from __future__ import annotations
 
+import inspect
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from napari.qt.threading import create_worker
 
 Spec = tuple[Callable[..., Any], tuple, dict]
+
+
+class JobError(Exception):
+    """Carries a job's exception out of the worker thread (see :func:`_guarded`)."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+def _guarded(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
+    """Run ``func`` as a generator job whose errors always reach ``errored``.
+
+    superqt's GeneratorWorker treats a RuntimeError raised by the generator as "the worker was
+    deleted": it emits neither ``errored`` nor ``finished``. torch raises RuntimeError subclasses
+    (``torch.OutOfMemoryError`` among them), which would leave the widget busy forever.
+    """
+    try:
+        if inspect.isgeneratorfunction(func):
+            result = yield from func(*args, **kwargs)
+        else:
+            result = func(*args, **kwargs)
+    except Exception as err:  # noqa: BLE001 - re-raised, wrapped
+        raise JobError(err) from err
+    return result
 
 
 @dataclass
@@ -78,7 +104,7 @@ class JobRunner:
             if spec is None:
                 continue
             func, args, kwargs = spec
-            worker = create_worker(func, *args, _ignore_errors=True, **kwargs)
+            worker = create_worker(_guarded, func, *args, _ignore_errors=True, **kwargs)
             if job.on_yield is not None and hasattr(worker, "yielded"):
                 worker.yielded.connect(job.on_yield)
             if job.on_return is not None:
@@ -91,6 +117,7 @@ class JobRunner:
             worker.start()
 
     def _errored(self, err: BaseException) -> None:
+        err = err.original if isinstance(err, JobError) else err
         self._queue.clear()
         if self.job is not None and self.job.on_error is not None:
             self.job.on_error(err)

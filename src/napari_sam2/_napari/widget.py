@@ -1,8 +1,10 @@
 """The "SAM 2" dock widget: translates between napari layers and a ``VideoSession``.
 
-State lives elsewhere: :class:`SessionState` (owned ids, frames to review), :class:`PromptTracker`
-(what the session was told), :class:`LabelsWriter` (output layer), :class:`JobRunner` (one worker at
-a time). The model only ever runs inside those workers.
+This file builds the wiring, the pickers and the small prompt actions; model jobs are in
+``jobs.py``, propagation and the review list in ``propagation.py``, the layout in ``ui.py``.
+State lives in Qt-free objects: :class:`SessionState` (owned ids, frames to review),
+:class:`PromptTracker` (what the session was told), :class:`LabelsWriter` (output layer),
+:class:`JobRunner` (one worker at a time). The model only ever runs inside those workers.
 """
 
 import threading
@@ -11,21 +13,21 @@ from typing import Any
 import napari
 import numpy as np
 from napari.layers import Image, Labels
-from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QFileDialog, QListWidgetItem
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QFileDialog
 
 from napari_sam2._napari import layers as L
 from napari_sam2._napari import messages as M
 from napari_sam2._napari import workers as W
 from napari_sam2._napari.controller import SessionState
-from napari_sam2._napari.frames import axis_names, count_frames, default_axis, result_key, round_key, session_frame
+from napari_sam2._napari.frames import axis_names, default_axis, round_key, session_frame
+from napari_sam2._napari.jobs import JobsMixin
 from napari_sam2._napari.labels_writer import LabelsWriter
 from napari_sam2._napari.progress import ProgressMeter
+from napari_sam2._napari.propagation import PropagationMixin
 from napari_sam2._napari.prompt_sync import PromptTracker
-from napari_sam2._napari.runner import Job, JobRunner
+from napari_sam2._napari.runner import JobRunner
 from napari_sam2._napari.ui import FALLBACK_MODELS, LOAD_FILE, NEW_OUTPUT, NO_MASKS, Sam2Panel
-
-_LONG_JOBS = ("load", "open", "propagate")
 
 
 def _registry_names() -> list[str]:
@@ -37,7 +39,7 @@ def _registry_names() -> list[str]:
         return list(FALLBACK_MODELS)
 
 
-class Sam2Widget(Sam2Panel):
+class Sam2Widget(PropagationMixin, JobsMixin, Sam2Panel):
     """Dock widget: pick an image, click objects, propagate, review."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -57,6 +59,7 @@ class Sam2Widget(Sam2Panel):
         self._cancel: threading.Event | None = None
         self._ops: list = []
         self._ops_done = -1
+        self._prop_failed = False
         self._generation = 0
         self._image: Any = None
         self._model_index = 0
@@ -72,9 +75,19 @@ class Sam2Widget(Sam2Panel):
 
     # ---- wiring ------------------------------------------------------------------------------
     def _connect(self) -> None:
-        self.viewer.layers.events.inserted.connect(self.reset_choices)
-        self.viewer.layers.events.removed.connect(self.reset_choices)
-        self.viewer.dims.events.current_step.connect(self._on_step)
+        viewer_events = [
+            (self.viewer.layers.events.inserted, self.reset_choices),
+            (self.viewer.layers.events.removed, self.reset_choices),
+            (self.viewer.dims.events.current_step, self._on_step),
+        ]
+        for emitter, callback in viewer_events:
+            emitter.connect(callback)
+
+        def disconnect(*_: Any) -> None:  # the dock widget was closed: stop listening to the viewer
+            for emitter, callback in viewer_events:
+                emitter.disconnect(callback)
+
+        self.destroyed.connect(disconnect)
         self.image_combo.currentIndexChanged.connect(self._on_image_changed)
         self.model_combo.currentIndexChanged.connect(self._on_model_changed)
         self.device_combo.currentIndexChanged.connect(self._on_device_changed)
@@ -88,7 +101,8 @@ class Sam2Widget(Sam2Panel):
         self.propagate_btn.clicked.connect(self.propagate)
         self.cancel_btn.clicked.connect(self.cancel)
         self.reset_btn.clicked.connect(self.reset_session)
-        self.range_check.toggled.connect(self.stop_spin.setEnabled)
+        self.range_check.toggled.connect(self.first_spin.setEnabled)
+        self.range_check.toggled.connect(self.last_spin.setEnabled)
         self.overwrite_check.toggled.connect(self._on_overwrite)
         self.threshold_spin.valueChanged.connect(lambda v: setattr(self.state, "score_threshold", float(v)))
         self.lost_list.itemDoubleClicked.connect(self._on_lost_clicked)
@@ -199,6 +213,7 @@ class Sam2Widget(Sam2Panel):
     def _invalidate(self) -> None:
         """Image, axis or model changed: the next edit starts a new session (prompts are re-sent)."""
         self._generation += 1
+        self._retire(self.session)
         self.session = None
         self.writer = None
         self.tracker.reset()
@@ -213,7 +228,9 @@ class Sam2Widget(Sam2Panel):
     def _update_stop_range(self) -> None:
         image = self.image_layer
         n = L.labels_shape(image)[self.axis] if image is not None and image.ndim >= 3 else 1
-        self.stop_spin.setRange(0, max(n - 1, 0))
+        self.first_spin.setRange(0, max(n - 1, 0))
+        self.last_spin.setRange(0, max(n - 1, 0))
+        self.last_spin.setValue(max(n - 1, 0))
 
     def _update_defaults(self, *_: Any) -> None:
         obj = int(self.obj_spin.value())
@@ -254,135 +271,6 @@ class Sam2Widget(Sam2Panel):
         frame = session_frame(self.current_key())
         session = self.session
         self._submit("prefetch", lambda: (W.prefetch_job, (session, frame), {}), coalesce=True)
-
-    # ---- jobs --------------------------------------------------------------------------------
-    def _submit(self, name: str, factory: Any, **kw: Any) -> None:
-        gen = self._generation
-
-        def guard(fn: Any) -> Any:
-            def call(*args: Any) -> None:
-                if gen != self._generation:
-                    return  # a result of a session that was replaced meanwhile
-                try:
-                    fn(*args)
-                except Exception as err:  # noqa: BLE001 - shown as a notification, never a traceback
-                    self._on_error(err)
-
-            return None if fn is None else call
-
-        self.runner.submit(
-            Job(
-                name,
-                factory,
-                on_yield=guard(kw.get("on_yield", self._on_item)),
-                on_return=guard(kw.get("on_return")),
-                on_error=kw.get("on_error", self._on_error),
-                on_done=kw.get("on_done"),
-                coalesce=kw.get("coalesce", False),
-            )
-        )
-
-    def _ready(self) -> bool:
-        """Check the image; queue model loading and session creation when needed."""
-        image = self.image_layer
-        if image is None:
-            self._say("error", M.NO_IMAGE)
-            return False
-        if L.spatial_ndim(image) < 3:
-            self._say("warning", M.NOTHING_TO_PROPAGATE.format(name=image.name))
-            return False
-        if self.points_layer not in self.viewer.layers or self.boxes_layer not in self.viewer.layers:
-            self._setup_prompt_layers(image)
-        self._submit("load", self._load_spec, on_return=self._set_model, coalesce=True)
-        self._submit("open", self._open_spec, on_return=self._set_session, coalesce=True)
-        return True
-
-    def _load_spec(self) -> Any:
-        if self.model is not None:
-            return None
-        return W.load_model_job, (str(self.model_combo.currentData()), self.device_combo.currentText()), {}
-
-    def _set_model(self, model: Any) -> None:
-        self.model = model
-        self.status_label.setText(f"Model {self.model_combo.currentText()} ready.")
-
-    def _open_spec(self) -> Any:
-        if self.session is not None or self.model is None:
-            return None
-        return W.open_session_job, (self.model, L.image_data(self.image_layer), self.axis), {}
-
-    def _set_session(self, session: Any) -> None:
-        self.session = session
-        self._prefetch_timer.start()
-
-    def sync_prompts(self) -> None:
-        """Send the prompt layers' edits to the session; the current frame updates at once."""
-        if self._ready():
-            self._submit("sync", self._sync_spec, on_error=self._on_sync_error, coalesce=True)
-
-    def _on_prompts_changed(self, event: Any = None) -> None:
-        if str(getattr(event, "action", "changed")) in ("adding", "removing", "changing"):
-            return
-        self.sync_prompts()
-
-    def _sync_spec(self) -> Any:
-        if self.session is None:
-            return None
-        ps = L.prompts_from_layers(self.points_layer, self.boxes_layer, image_layer=self.image_layer)
-        ops = self.tracker.diff(ps)
-        if not ops:
-            return None
-        self.tracker.commit(ops)
-        self._ops, self._ops_done = ops, -1
-        for op in ops:
-            self.state.reset_candidate(op.key, op.obj_id)
-        return W.sync_job, (self.session, ops), {}
-
-    def _on_sync_error(self, err: BaseException) -> None:
-        self.tracker.uncommit(self._ops[self._ops_done + 2 :])  # keep the failing op: no retry loop
-        self._on_error(err)
-
-    def _on_item(self, item: Any) -> None:
-        """A worker yielded: apply it on the main thread."""
-        if isinstance(item, W.Status):
-            self.status_label.setText(item.text)
-        elif isinstance(item, W.OpDone):
-            self._ops_done = item.index
-            op = self._ops[item.index] if item.index < len(self._ops) else None
-            if op is not None and op.kind == "remove":
-                self.state.forget_object(op.obj_id)
-        elif isinstance(item, W.Erase):
-            self._writer().erase(item.key, item.obj_ids)
-        elif item is not None:
-            self._write_result(item)
-
-    def _write_result(self, result: Any) -> None:
-        self.state.own(result.obj_ids)
-        self._writer().write(result)
-        if self.state.record(result, result_key(result, self.axis)):
-            self._show_lost()
-
-    def _writer(self) -> LabelsWriter:
-        if self.writer is None:
-            layer = self.output_combo.currentData()
-            if layer is None or layer not in self.viewer.layers:
-                layer = L.create_output_layer(self.viewer, self.image_layer)
-                self.output_combo.setCurrentIndex(self.output_combo.findText(layer.name))
-            if tuple(layer.data.shape) != L.labels_shape(self.image_layer):
-                raise ValueError(f"output layer '{layer.name}' does not match the image's shape")
-            self.writer = LabelsWriter(layer, self.axis, self.overwrite_check.isChecked())
-        return self.writer
-
-    def _on_error(self, err: BaseException) -> None:
-        self.status_label.setText(M.notify_error(err))
-
-    def _say(self, level: str, text: str) -> None:
-        self.status_label.setText(text)
-        M.show(level, text)
-
-    def _on_busy(self, busy: bool, name: str) -> None:
-        long_job = busy and name in _LONG_JOBS
-        self.set_running(long_job or self.state.running, cancellable=name == "propagate")
 
     # ---- user actions ------------------------------------------------------------------------
     def new_object(self) -> int:
@@ -430,77 +318,3 @@ class Sam2Widget(Sam2Panel):
             return W.masks_job, (self.session, masks), {}
 
         self._submit("masks", spec)
-
-    def propagate(self) -> None:
-        """Propagate every object from the current frame (forward / backward / both)."""
-        if not self._ready():
-            return
-        if not (len(self.points_layer.data) or len(self.boxes_layer.data) or self.state.owned_ids):
-            self._say("warning", M.NO_PROMPTS.format(points=self.points_layer.name, boxes=self.boxes_layer.name))
-            return
-        self._submit("sync", self._sync_spec, on_error=self._on_sync_error, coalesce=True)
-        self._submit("propagate", self._propagate_spec, on_yield=self._on_frame, on_done=self._propagate_done)
-
-    def _propagate_spec(self) -> Any:
-        if self.session is None or not list(self.session.obj_ids):
-            return None
-        key = self.current_key()
-        direction = self.direction_combo.currentText()
-        stop = int(self.stop_spin.value()) if self.range_check.isChecked() else None
-        start = key[self.axis]
-        self.meter = ProgressMeter(count_frames(L.labels_shape(self.image_layer)[:-2], self.axis, direction, start, stop))
-        self._cancel = threading.Event()
-        self._writer().begin_group()
-        self.state.running = True
-        self.set_running(True)
-        self.progress_bar.setValue(0)
-        self.progress_label.setText("Starting...")
-        return W.propagate_job, (self.session, direction, start, stop, self._cancel), {}
-
-    def _on_frame(self, result: Any) -> None:
-        self._write_result(result)
-        if self.meter is not None:
-            self.meter.tick()
-            self.progress_bar.setValue(self.meter.percent)
-            self.progress_label.setText(self.meter.text())
-        if self.follow_check.isChecked():
-            self.go_to(result_key(result, self.axis))
-
-    def _propagate_done(self) -> None:
-        if self.writer is not None:
-            self.writer.end_group()
-        self.state.running = False
-        cancelled = self._cancel is not None and self._cancel.is_set()
-        self._cancel = None
-        if self.meter is not None:
-            n_lost = len(self.state.lost_frames())
-            done = f"{'Cancelled after' if cancelled else 'Propagated'} {self.meter.summary()}"
-            self.progress_label.setText(f"{done}; {n_lost} frames to review.")
-            self.status_label.setText("Fix a frame by clicking on it, then propagate again.")
-            if not cancelled:
-                self.progress_bar.setValue(100)
-        self.set_running(False)
-
-    def cancel(self) -> None:
-        """Stop the propagation within one frame; finished frames stay written."""
-        if self._cancel is not None:
-            self._cancel.set()
-        self.runner.clear_queue()
-        self.runner.quit()
-
-    def reset_session(self) -> None:
-        """Forget the model's memory; the prompt layers are re-sent on the next edit."""
-        self.cancel()
-        self._invalidate()
-        self.status_label.setText("Session reset.")
-
-    # ---- review list -------------------------------------------------------------------------
-    def _show_lost(self) -> None:
-        self.lost_list.clear()
-        for f in self.state.lost_frames():
-            item = QListWidgetItem(f.describe())
-            item.setData(Qt.ItemDataRole.UserRole, f.key)
-            self.lost_list.addItem(item)
-
-    def _on_lost_clicked(self, item: Any) -> None:
-        self.go_to(tuple(item.data(Qt.ItemDataRole.UserRole)))

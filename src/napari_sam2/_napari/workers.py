@@ -14,6 +14,7 @@ from typing import Any
 
 from napari_sam2._napari.frames import FrameKey
 from napari_sam2._napari.prompt_sync import CLEAR, REMOVE, SET, SyncOp
+from napari_sam2.errors import PromptError
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,7 @@ def open_session_job(model: Any, data: Any, axis: int, **kwargs: Any) -> Iterato
 def sync_job(session: Any, ops: list[SyncOp]) -> Iterator[Any]:
     """Send prompt changes to the session; yield each resulting frame (instant preview)."""
     for i, op in enumerate(ops):
-        if op.kind == SET:
-            if op.had_box and op.box is None:
-                session.clear_prompts(op.frame, op.obj_id)
+        if op.kind == SET:  # both calls replace the object's earlier prompts on that frame
             if op.box is not None:
                 result = session.add_box(op.frame, op.obj_id, op.box, points=op.points, labels=op.labels)
             else:
@@ -67,11 +66,16 @@ def sync_job(session: Any, ops: list[SyncOp]) -> Iterator[Any]:
             yield OpDone(i)
             yield result
         elif op.kind == CLEAR:
-            session.clear_prompts(op.frame, op.obj_id)
+            if op.obj_id in session.obj_ids:
+                try:
+                    session.clear_prompts(op.frame, op.obj_id)
+                except PromptError:  # the object lives in another sequence (N-D): nothing here
+                    pass
             yield OpDone(i)
             yield Erase(op.key, (op.obj_id,))
         elif op.kind == REMOVE:
-            session.remove_object(op.obj_id)
+            if op.obj_id in session.obj_ids:  # clearing its last prompt may have removed it
+                session.remove_object(op.obj_id)
             yield OpDone(i)
 
 
@@ -94,6 +98,15 @@ def count_candidates_job(session: Any, frame: Any, obj_id: int) -> Iterator[Any]
     if False:  # pragma: no cover - makes this a generator like the others
         yield None
     return session.num_candidates(frame, obj_id)
+
+
+def close_job(session: Any) -> Iterator[Any]:
+    """Release a replaced session (its prefetch thread and cached features)."""
+    if False:  # pragma: no cover
+        yield None
+    close = getattr(session, "close", None)
+    if close is not None:
+        close()
 
 
 def prefetch_job(session: Any, frame: Any) -> Iterator[Any]:

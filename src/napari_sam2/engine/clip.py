@@ -266,7 +266,7 @@ class Clip:
             frame=frame,
             obj_ids=tuple(ids),
             masks=np.stack(masks) if n else np.zeros((0, h, w), bool),
-            scores=(1.0 / (1.0 + np.exp(-score_arr.astype(np.float64)))).astype(np.float32),
+            scores=(1.0 / (1.0 + np.exp(-np.clip(score_arr, -60, 60).astype(np.float64)))).astype(np.float32),
             present=score_arr > 0,
             iou=np.asarray(ious, dtype=np.float32).reshape(n),
             object_score_logits=score_arr,

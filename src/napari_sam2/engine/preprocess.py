@@ -86,7 +86,10 @@ def video_input(rgb8: np.ndarray, image_size: int) -> torch.Tensor:
     if rgb8.shape[:2] != (image_size, image_size):
         rgb8 = np.asarray(Image.fromarray(np.ascontiguousarray(rgb8)).resize(
             (image_size, image_size), Image.BICUBIC))
-    x = torch.from_numpy(np.ascontiguousarray(rgb8)).permute(2, 0, 1).to(torch.float32) / 255.0
+    rgb8 = np.ascontiguousarray(rgb8)
+    if not rgb8.flags.writeable:
+        rgb8 = rgb8.copy()
+    x = torch.from_numpy(rgb8).permute(2, 0, 1).to(torch.float32) / 255.0
     return normalise(x)
 
 
@@ -97,7 +100,7 @@ def image_input(rgb: np.ndarray, image_size: int) -> torch.Tensor:
     (``F.interpolate(..., antialias=True)``, the arithmetic torchvision's Resize uses on
     tensors), then ImageNet normalisation.
     """
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).to(torch.float32) / 255.0
+    x = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1).to(torch.float32) / 255.0
     if x.shape[1:] != (image_size, image_size):
         x = F.interpolate(x[None], size=(image_size, image_size), mode="bilinear",
                           align_corners=False, antialias=True)[0]

@@ -1,0 +1,168 @@
+"""Input handling of VideoSession: dtypes, channels, lazy array-likes, and clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sam2 import VideoSession
+from napari_sam2.engine.frames import guess_layout
+from napari_sam2.errors import InputError, PromptError
+
+
+class CountingArray:
+    """An array-like that records which frames were read and refuses whole-array reads."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self._data = data
+        self.shape, self.dtype, self.ndim = data.shape, data.dtype, data.ndim
+        self.reads: list = []
+
+    def __getitem__(self, idx):
+        self.reads.append(idx)
+        out = self._data[idx]
+        assert out.ndim <= self._data.ndim - 1, f"read of a whole block {idx}"
+        return out
+
+    def __array__(self, *a, **k):
+        raise AssertionError("the whole stack was materialised")
+
+    def __len__(self):
+        return self.shape[0]
+
+
+def test_frames_are_read_lazily_one_at_a_time(model, stack):
+    lazy = CountingArray(stack)
+    s = VideoSession(model, lazy)
+    n_sample_reads = len(lazy.reads)  # the uint8 stack needs no intensity sampling
+    assert n_sample_reads == 0
+    s.add_points(0, 1, [[36, 20]], [1])
+    list(s.propagate(stop=5))
+    frames_read = [i[0] if isinstance(i, tuple) else i for i in lazy.reads]
+    assert sorted(set(frames_read)) == [0, 1, 2, 3, 4, 5, 6, 7][: len(set(frames_read))]
+    assert set(frames_read) <= set(range(8))  # at most a couple prefetched beyond frame 5
+
+
+def test_dask_array_input(model, stack):
+    da = pytest.importorskip("dask.array")
+    lazy = da.from_array(stack, chunks=(1, 72, 96))
+    a = VideoSession(model, lazy)
+    b = VideoSession(model, stack)
+    ra = a.add_points(2, 1, [[36, 24]], [1])
+    rb = b.add_points(2, 1, [[36, 24]], [1])
+    np.testing.assert_array_equal(ra.masks, rb.masks)
+
+
+def test_uint16_uses_one_intensity_range_for_the_whole_stack(model, make_stack):
+    st16 = make_stack(dtype=np.uint16)
+    st16[6:] = st16[6:] // 2  # a dimmer second half must stay dimmer (no per-frame rescale)
+    s = VideoSession(model, st16)
+    lo, hi = s.intensity_range
+    assert lo < hi
+    src = s._clip(()).source
+    a, b = src.get(0), src.get(8)
+    assert b.mean() < a.mean()
+    manual = VideoSession(model, st16, intensity_range=(1000.0, 60000.0))
+    assert manual.intensity_range == (1000.0, 60000.0)
+    assert not np.allclose(manual._clip(()).source.get(0), a)
+
+
+def test_float_data_with_some_nans_works(model, make_stack):
+    st = make_stack(dtype=np.float32)
+    st[:, :5, :5] = np.nan
+    s = VideoSession(model, st)
+    r = s.add_points(0, 1, [[36, 20]], [1])
+    assert r.masks.any()
+
+
+def test_grayscale_becomes_three_channels_and_channel_can_be_chosen(model, stack):
+    s = VideoSession(model, stack)
+    x = s._clip(()).source.get(0)
+    assert x.shape == (3, 256, 256)
+    assert np.allclose((x[0] * 0.229 + 0.485), (x[1] * 0.224 + 0.456), atol=1e-5)
+    two = np.stack([np.zeros_like(stack), stack], axis=-1)  # (T, Y, X, 2)
+    c1 = VideoSession(model, two, channel=1)
+    assert c1.layout.rgb and c1.frame_shape == (72, 96)
+    np.testing.assert_allclose(c1._clip(()).source.get(0), x)
+    with pytest.raises(InputError, match="choose one with channel"):
+        VideoSession(model, two, rgb=True)._clip(()).source.get(0)
+
+
+def test_rgb_stack_is_used_as_is(model, stack):
+    rgb = np.stack([stack, stack // 2, stack // 3], axis=-1)
+    s = VideoSession(model, rgb)
+    assert s.layout.rgb and s.frame_shape == (72, 96)
+    assert s.add_points(0, 1, [[36, 20]], [1]).masks.shape == (1, 72, 96)
+
+
+def test_layout_guess_follows_napari():
+    assert guess_layout(np.zeros((5, 8, 8, 3)), 0, None, None).rgb
+    assert not guess_layout(np.zeros((5, 8, 8)), 0, None, None).rgb
+    lay = guess_layout(np.zeros((2, 5, 8, 8)), 1, None, None)
+    assert not lay.rgb and lay.outer_axes == (0,) and lay.num_frames == 5
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda s: s.add_points(0, 1, [[100, 20]], [1]), "outside the 72 x 96 image"),
+        (lambda s: s.add_points(0, 1, [[-3, 20]], [1]), "outside"),
+        (lambda s: s.add_points(12, 1, [[30, 20]], [1]), "Frame 12 is outside the stack"),
+        (lambda s: s.add_points(-1, 1, [[30, 20]], [1]), "outside the stack"),
+        (lambda s: s.add_points(0, 1, [[30, 20]], [1, 0]), "one label per point"),
+        (lambda s: s.add_points(0, 1, [[30, 20]], [2]), "1 .positive. or 0"),
+        (lambda s: s.add_points(0, 0, [[30, 20]], [1]), "positive integers"),
+        (lambda s: s.add_points(0.5, 1, [[30, 20]], [1]), "not an integer"),
+        (lambda s: s.add_box(0, 1, (10, 10, 10, 40)), "zero area"),
+        (lambda s: s.add_box(0, 1, (10, 10, 90, 40)), "outside"),
+        (lambda s: s.add_mask(0, 1, np.zeros((72, 96), bool)), "mask is empty"),
+        (lambda s: s.add_mask(0, 1, np.ones((10, 10), bool)), "shape"),
+        (lambda s: s.remove_object(5), "no object 5"),
+        (lambda s: s.clear_prompts(0, 5), "no object 5"),
+        (lambda s: list(s.propagate()), "nothing to propagate"),
+        (lambda s: list(s.propagate(direction="sideways")), "direction must be"),
+    ],
+)
+def test_bad_prompts_get_one_clear_error(model, stack, call, match):
+    s = VideoSession(model, stack)
+    with pytest.raises(PromptError, match=match):
+        call(s)
+
+
+@pytest.mark.parametrize(
+    "frames, match",
+    [
+        (np.zeros((72, 96), np.uint8), "no axis to propagate along"),
+        ([np.zeros((8, 8), np.uint8), np.zeros((8, 9), np.uint8)], "inconsistent shapes"),
+        (np.full((4, 16, 16), np.nan, np.float32), "no finite values"),
+        (np.full((4, 16, 16), 7, np.uint16), "constant intensity"),
+        (np.zeros((0, 16, 16), np.uint8), "empty"),
+        ("not an array", "Cannot use"),
+    ],
+)
+def test_bad_stacks_get_one_clear_error(model, frames, match):
+    with pytest.raises(InputError, match=match):
+        VideoSession(model, frames)
+
+
+def test_bad_intensity_range(model, stack):
+    with pytest.raises(InputError, match="low < high"):
+        VideoSession(model, stack, intensity_range=(5, 5))
+
+
+def test_list_of_frames_is_accepted(model, stack):
+    s = VideoSession(model, list(stack[:4]))
+    assert s.num_frames == 4
+
+
+def test_laptop_mode_runs_at_lower_internal_size_and_returns_full_resolution(stack):
+    from napari_sam2.model.testing import random_model
+
+    small = random_model(image_size=256)
+    big = random_model(image_size=384)
+    assert big.image_size == 384 and big.sam_prompt_encoder.embedding_size == 24
+    rs = VideoSession(small, stack).add_points(0, 1, [[36, 20]], [1])
+    s = VideoSession(big, stack)
+    rb = s.add_points(0, 1, [[36, 20]], [1])
+    assert rb.masks.shape == rs.masks.shape == (1, 72, 96)
+    assert [r.frame for r in s.propagate(stop=2)] == [0, 1, 2]
