@@ -138,9 +138,9 @@ class JobsMixin:
         elif item is not None:
             self._write_result(item)
 
-    def _write_result(self, result: Any) -> None:
+    def _write_result(self, result: Any, refresh: bool = True) -> None:
         self.state.own(result.obj_ids)
-        self._writer().write(result)
+        self._writer().write(result, refresh=refresh)
         if self.state.record(result, result_key(result, self.axis)):
             self._show_lost()
 

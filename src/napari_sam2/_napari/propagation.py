@@ -64,13 +64,15 @@ class PropagationMixin:
         return W.propagate_job, (self.session, direction, session_frame(key), stop, self._cancel), {}
 
     def _on_frame(self, result: Any) -> None:
-        self._write_result(result)
+        key = result_key(result, self.axis)
+        move = self.follow_check.isChecked() and key != self.current_key()
+        self._write_result(result, refresh=not move)  # moving the slider re-slices the layer anyway
+        if move:
+            self.go_to(key)
         if self.meter is not None:
             self.meter.tick()
             self.progress_bar.setValue(self.meter.percent)
             self.progress_label.setText(self.meter.text())
-        if self.follow_check.isChecked():
-            self.go_to(result_key(result, self.axis))
 
     def _on_propagate_error(self, err: BaseException) -> None:
         self._prop_failed = True
