@@ -119,9 +119,11 @@ class Geometry:
             )
         for i, (k, n) in enumerate(zip(key, self.leading)):
             if not 0 <= k < n:
-                what = "frame" if i == self.axis else f"index (axis {i})"
-                raise PromptError(f"A prompt is on {what} {k} but the stack has {n} there (0 to {n - 1}); "
-                                  "fix the frame index.")
+                if i == self.axis:
+                    raise PromptError(f"A prompt is on frame {k} but the stack has {n} frames (0 to {n - 1}); "
+                                      "fix the frame index.")
+                raise PromptError(f"A prompt is at index {k} of leading axis {i}, which has {n} positions "
+                                  f"(0 to {n - 1}); fix the index.")
         return key
 
     def result_key(self, result: FrameResult) -> tuple[int, ...]:

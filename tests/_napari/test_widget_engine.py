@@ -119,8 +119,11 @@ def test_widget_matches_engine_and_stays_responsive(viewer, qtbot, model, capsys
     out.redo()
 
     shot = DOCS / "screenshot.png" if os.environ.get("NAPARI_SAM2_SCREENSHOT") else tmp_path / "screenshot.png"
-    viewer.dims.set_current_step(0, 5)
+    viewer.window.resize(1500, 950)
+    viewer.dims.set_current_step(0, 0)  # the frame holding the clicks (green / red) and the box
+    out.opacity = 0.45
     viewer.layers.selection.active = w.points_layer
+    qtbot.wait(200)
     img = viewer.screenshot(path=str(shot), canvas_only=False, flash=False)
     assert img.shape[0] > 300 and img.std() > 5
 
@@ -140,3 +143,28 @@ def test_cancel_with_the_engine_keeps_finished_frames(viewer, qtbot, model):
     written = [t for t in range(out.shape[0]) if out[t].any()]
     assert written == list(range(w.meter.done)) and w.meter.done < out.shape[0]
     assert "Cancelled after" in w.progress_label.text() and w.propagate_btn.isEnabled()
+
+
+def test_4d_stack_propagates_along_z_at_the_current_time_point(viewer, qtbot, model):
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(2, 4, 64, 64)).astype(np.float32)
+    data[:, :, 20:40, 20:40] += 3.0
+    viewer.add_image(data, name="tz", axis_labels=("t", "z", "y", "x"))
+    w = open_widget(viewer)
+    w.use_model(model, "random test model")
+    assert w.axis == 0  # time is the default; propagate along Z instead
+    w.axis_combo.setCurrentIndex(1)
+    viewer.dims.set_current_step(0, 1)
+    viewer.dims.set_current_step(1, 0)
+    w.points_layer.add([[1, 0, 30, 30]])
+    w.propagate()
+    wait_idle(qtbot, w, timeout=120_000)
+    out = viewer.layers["tz SAM 2"].data
+    ref = VideoSession(model, data, axis=1)
+    ref.add_points((1, 0), 1, np.array([[30.0, 30.0]]), np.array([1]))
+    results = list(ref.propagate("forward", start=(1, 0)))
+    assert [(r.index, r.frame) for r in results] == [((1,), z) for z in range(4)]
+    for r in results:
+        np.testing.assert_array_equal(out[1, r.frame], r.to_labels(out.dtype))
+    assert not out[0].any()  # the other time point is untouched
+    assert viewer.dims.current_step[:2] == (1, 3)  # followed along Z

@@ -93,6 +93,38 @@ def test_backward_with_stop_frame(cells_widget, viewer, fake, qtbot):
     assert fake["session"].calls[-1] == ("propagate", "backward", 20, 15)
 
 
+def test_both_directions_within_a_range(cells_widget, viewer, fake, qtbot):
+    w = cells_widget
+    _setup(w, fake)
+    viewer.dims.set_current_step(0, 20)
+    w.points_layer.add([[20, 40, 40]])
+    w.direction_combo.setCurrentText("both")
+    w.range_check.setChecked(True)
+    w.first_spin.setValue(17)
+    w.last_spin.setValue(24)
+    w.propagate()
+    wait_idle(qtbot, w)
+    assert [t for t in range(40) if _out(viewer)[t].any()] == list(range(17, 25))
+    assert fake["session"].calls[-1] == ("propagate", "both", 20, (17, 24))
+    assert w.meter.total == 8
+
+
+def test_clicks_during_a_propagation_wait_for_it(cells_widget, viewer, fake, qtbot):
+    w = cells_widget
+    _setup(w, fake, delay=0.03)
+    viewer.dims.set_current_step(0, 0)
+    w.points_layer.add([[0, 40, 40]])
+    w.propagate()
+    qtbot.waitUntil(lambda: w.meter is not None and w.meter.done >= 2, timeout=10_000)
+    w.obj_spin.setValue(3)
+    w.points_layer.add([[30, 100, 100]])  # one worker at a time: this sync is queued
+    assert w.runner.job.name == "propagate" and w.runner.pending == ["sync"]
+    wait_idle(qtbot, w)
+    calls = [c[0] for c in fake["session"].calls]
+    assert calls.index("propagate") < len(calls) - 1 and fake["session"].calls[-1][:3] == ("points", 30, 3)
+    assert (_out(viewer)[30] == 3).any()
+
+
 def test_cancel_keeps_finished_frames_only(cells_widget, viewer, fake, qtbot):
     w = cells_widget
     _setup(w, fake, delay=0.05)
@@ -101,6 +133,7 @@ def test_cancel_keeps_finished_frames_only(cells_widget, viewer, fake, qtbot):
     wait_idle(qtbot, w)
     w.propagate()
     qtbot.waitUntil(lambda: w.meter is not None and w.meter.done >= 4, timeout=10_000)
+    assert all(_out(viewer)[t].any() for t in range(4))  # written as they arrive, not at the end
     w.cancel()
     wait_idle(qtbot, w)
     got = [t for t in range(40) if _out(viewer)[t].any()]

@@ -19,6 +19,13 @@ def test_opens_through_manifest_with_pickers(cells_widget, viewer):
     models = [w.model_combo.itemText(i) for i in range(w.model_combo.count())]
     assert "sam2.1_hiera_tiny" in models and models[-1] == LOAD_FILE
     assert [w.device_combo.itemText(i) for i in range(w.device_combo.count())] == ["auto", "cpu", "cuda", "mps"]
+    w.use_model(object(), "injected")
+    assert w.model_combo.currentText() == "injected" and w.model is not None
+    w.model_combo.setCurrentIndex(w.model_combo.findText("sam2.1_hiera_tiny"))
+    assert w.model is None  # a registry model is loaded (in a worker) on the first click
+    w.model_combo.setCurrentIndex(w.model_combo.findText("injected"))
+    assert w.model is not None
+    w.device_combo.setCurrentText("cpu")  # an injected model keeps its device
     assert w.first_spin.maximum() == 39 and w.last_spin.value() == 39
 
 

@@ -38,8 +38,9 @@ def test_official_registry_lists_the_eight_checkpoints(official: ckpt.Registry) 
 def test_official_registry_enforces_only_trustworthy_facts(official: ckpt.Registry) -> None:
     entries = [official.get(n) for n in official.names()]
     assert all(e.sha256 is None for e in entries)  # Meta publishes no checksum
-    assert [e.name for e in entries if e.bytes is not None] == ["sam2_hiera_tiny"]
-    assert official.get("sam2_hiera_tiny").bytes == 155_906_050
+    # no size is enforced: the one published figure is a third-party measurement
+    assert all(e.bytes is None for e in entries)
+    assert official.get("sam2_hiera_tiny").approx_bytes == 155_906_050
     assert all(e.approx_bytes and 150e6 < e.approx_bytes < 1e9 for e in entries)
     pinned = {e.name for e in entries if e.sha256_unverified}
     assert pinned == {"sam2.1_hiera_tiny", "sam2.1_hiera_base_plus", "sam2.1_hiera_large"}

@@ -61,14 +61,17 @@ class JobsMixin:
             return False
         if self.points_layer not in self.viewer.layers or self.boxes_layer not in self.viewer.layers:
             self._setup_prompt_layers(image)
-        self._submit("load", self._load_spec, on_return=self._set_model, coalesce=True)
-        self._submit("open", self._open_spec, on_return=self._set_session, coalesce=True)
+        if self.model is None:
+            self._submit("load", self._load_spec, on_return=self._set_model, coalesce=True)
+        if self.session is None:
+            self._submit("open", self._open_spec, on_return=self._set_session, coalesce=True)
         return True
 
     def _load_spec(self) -> Any:
         if self.model is not None:
             return None
-        return W.load_model_job, (str(self.model_combo.currentData()), self.device_combo.currentText()), {}
+        name, device = str(self.model_combo.currentData()), self.device_combo.currentText()
+        return W.load_model_job, (name, device, self.size_combo.currentData()), {}
 
     def _set_model(self, model: Any) -> None:
         self.model = model

@@ -24,8 +24,8 @@ NO_PROMPTS = (
 )
 BUSY = "SAM 2 is still working; wait for it to finish or press Cancel."
 OOM = (
-    "SAM 2 ran out of memory ({detail}). Try a smaller model (sam2.1_hiera_tiny), the laptop mode, "
-    "a shorter frame range, or device 'cpu'."
+    "SAM 2 ran out of memory ({detail}). Try a smaller model (sam2.1_hiera_tiny), a lower resolution "
+    "('512 (laptop)'), a shorter frame range, or device 'cpu'."
 )
 
 

@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
 )
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+RESOLUTIONS = (("full (1024)", None), ("768", 768), ("512 (laptop)", 512), ("384", 384), ("256", 256))
 DIRECTIONS = ("forward", "backward", "both")
 LOAD_FILE = "Load checkpoint file..."
 NEW_OUTPUT = "(new layer)"
@@ -54,6 +55,13 @@ class Sam2Panel(QWidget):
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
         self.device_combo.setToolTip("auto = CUDA GPU if present, else Apple MPS, else CPU.")
+        self.size_combo = QComboBox()
+        for text, size in RESOLUTIONS:
+            self.size_combo.addItem(text, size)
+        self.size_combo.setToolTip(
+            "Internal resolution of the model (laptop mode): lower is faster and needs less memory; "
+            "masks still come back at the image's resolution."
+        )
         self.axis_combo = QComboBox()
         self.axis_combo.setToolTip("The axis to propagate along (time or Z).")
         self.output_combo = QComboBox()
@@ -62,7 +70,7 @@ class Sam2Panel(QWidget):
         self.mask_combo.setToolTip("Optional Labels layer (e.g. Cellpose) whose labels on a frame become mask prompts.")
         form.addRow("Image", self.image_combo)
         form.addRow("Model", self.model_combo)
-        form.addRow("Device", self.device_combo)
+        form.addRow("Device", _row(self.device_combo, QLabel("resolution"), self.size_combo))
         form.addRow("Propagate along", self.axis_combo)
         form.addRow("Output labels", self.output_combo)
         form.addRow("Mask prompts", self.mask_combo)
@@ -148,6 +156,7 @@ class Sam2Panel(QWidget):
             self.image_combo,
             self.model_combo,
             self.device_combo,
+            self.size_combo,
             self.axis_combo,
             self.output_combo,
             self.propagate_btn,

@@ -31,12 +31,14 @@ from napari_sam2._napari.ui import FALLBACK_MODELS, LOAD_FILE, NEW_OUTPUT, NO_MA
 
 
 def _registry_names() -> list[str]:
+    """Registry model names, SAM 2.1 first (the default is the first one)."""
     try:
         from napari_sam2.checkpoints import registry_names
 
-        return list(registry_names()) or list(FALLBACK_MODELS)
+        names = list(registry_names()) or list(FALLBACK_MODELS)
     except Exception:  # noqa: BLE001 - registry missing or broken: offer the standard names
-        return list(FALLBACK_MODELS)
+        names = list(FALLBACK_MODELS)
+    return sorted(names, key=lambda n: not n.startswith("sam2.1"))
 
 
 class Sam2Widget(PropagationMixin, JobsMixin, Sam2Panel):
@@ -91,6 +93,7 @@ class Sam2Widget(PropagationMixin, JobsMixin, Sam2Panel):
         self.image_combo.currentIndexChanged.connect(self._on_image_changed)
         self.model_combo.currentIndexChanged.connect(self._on_model_changed)
         self.device_combo.currentIndexChanged.connect(self._on_device_changed)
+        self.size_combo.currentIndexChanged.connect(self._on_device_changed)
         self.axis_combo.currentIndexChanged.connect(lambda *_: self._invalidate())
         self.output_combo.currentIndexChanged.connect(lambda *_: setattr(self, "writer", None))
         self.obj_spin.valueChanged.connect(self._update_defaults)

@@ -7,6 +7,7 @@ thread from the worker's ``yielded`` signal. The generators can be iterated dire
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,12 +40,42 @@ class Status:
     text: str
 
 
-def load_model_job(name: str, device: str) -> Iterator[Any]:
-    """Load a registry model or a checkpoint file; returns the model."""
-    yield Status(f"Loading {name} on {device}...")
-    from napari_sam2 import load_model  # torch is imported here, in the worker
+def load_model_job(name: str, device: str, image_size: int | None = None) -> Iterator[Any]:
+    """Load a registry model (downloading it once) or a checkpoint file; returns the model.
 
-    return load_model(name, device=device)
+    ``load_model`` blocks, so it runs in a helper thread while this generator reports the download
+    progress it calls back with.
+    """
+    yield Status(f"Loading {name} on {device}...")
+    from napari_sam2.model.loading import load_model  # torch is imported here, in the worker
+
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["model"] = load_model(
+                name, device=device, image_size=image_size, progress=lambda d, t: events.put((d, t))
+            )
+        except BaseException as err:  # noqa: BLE001 - re-raised in the worker below
+            box["error"] = err
+        finally:
+            events.put(None)
+
+    thread = threading.Thread(target=run, name="napari-sam2-load", daemon=True)
+    thread.start()
+    shown = -1
+    while (item := events.get()) is not None:
+        done, total = item
+        mb = int(done // 1_000_000)
+        if mb != shown:
+            shown = mb
+            of = f" of {total / 1e6:.0f}" if total else ""
+            yield Status(f"Downloading {name}: {mb}{of} MB...")
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["model"]
 
 
 def open_session_job(model: Any, data: Any, axis: int, **kwargs: Any) -> Iterator[Any]:

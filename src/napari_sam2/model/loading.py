@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -49,13 +49,15 @@ def load_model(
     dtype: torch.dtype | str | None = None,
     image_size: int | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    cancel: Any = None,
 ) -> Sam2Model:
     """Load an official SAM 2 / 2.1 checkpoint by registry name or file path.
 
     ``name_or_path``: e.g. ``"sam2.1_hiera_tiny"`` (downloaded once into the cache, see
     ``docs/weights.md``) or a path to a ``.pt`` file; version and size are read from the
     file's keys. ``device``: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``,
-    ``"mps"``. ``dtype``: ``None`` = bf16 autocast on CUDA and fp32 elsewhere;
+    ``"mps"``. ``progress(done_bytes, total_bytes)`` and ``cancel`` (a ``threading.Event``)
+    apply to a download. ``dtype``: ``None`` = bf16 autocast on CUDA and fp32 elsewhere;
     ``torch.float32`` forces fp32 everywhere. ``image_size``: run the same weights at a
     lower internal resolution (multiple of 64 in [256, 1024]); masks still come back at
     the stack's resolution.
@@ -64,10 +66,10 @@ def load_model(
         image_size = check_image_size(image_size)
     dev = resolve_device(device)  # fail fast, before any download
     text = str(name_or_path)
-    if text in CONFIGS:
-        from ..checkpoints import resolve_checkpoint
+    from ..checkpoints import registry_names, resolve_checkpoint
 
-        path = resolve_checkpoint(text, progress=progress)
+    if text in CONFIGS or text in registry_names():
+        path = resolve_checkpoint(text, progress=progress, cancel=cancel)
     else:
         path = Path(text).expanduser()
         if not path.suffix and not path.exists():
