@@ -24,15 +24,22 @@ from napari_sam2.io import read_stack
 
 
 # ---------------------------------------------------------------------------- helpers
-def run_cli(*args, cwd=None, weights=None):
+def start_cli(*args, weights=None):
+    """Start ``python -m napari_sam2.cli ARGS``; the test computes its expectation meanwhile."""
     env = dict(os.environ)
     if weights is not None:
         env["NAPARI_SAM2_WEIGHTS_DIR"] = str(weights)
-    proc = subprocess.run(
-        [sys.executable, "-m", "napari_sam2.cli", *map(str, args)],
-        capture_output=True, text=True, timeout=300, cwd=cwd, env=env,
-    )
-    return proc
+    return subprocess.Popen([sys.executable, "-m", "napari_sam2.cli", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def finish(proc):
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run_cli(*args, weights=None):
+    return finish(start_cli(*args, weights=weights))
 
 
 @pytest.fixture(scope="module")
@@ -83,44 +90,44 @@ def model():
 
 # ------------------------------------------------------------------ the main run
 def test_cli_matches_api_with_table_and_ctc(tmp_path, napari_layers, model):
-    frames = blobs(8, 64, 96, np.uint16, seed=0)
+    frames = blobs(6, 64, 96, np.uint16, seed=0)
     stack = write_imagej(tmp_path / "movie.tif", frames, pixel=0.5)
-    # prompts on frame 3, direction both: the CLI spools frames to disk, then writes them in order
+    # prompts on frame 2, direction both: the CLI spools frames to disk, then writes them in order
     prompts = save_points(napari_layers, tmp_path / "clicks.csv",
-                          [[3, 32, 38], [3, 5, 5], [3, 50, 80]], [1, 1, 2], [True, False, True])
+                          [[2, 32, 38], [2, 5, 5], [2, 50, 80]], [1, 1, 2], [True, False, True])
     out, table, ctc = tmp_path / "out" / "movie_labels.tif", tmp_path / "objects.csv", tmp_path / "ctc"
-    proc = run_cli("segment", stack, "--prompts", prompts, "--out", out, "--model", TEST_MODEL,
-                   "--table", table, "--ctc", ctc, "--device", "cpu")
-    assert proc.returncode == 0, proc.stderr
-    assert "2 object(s), 8 frame(s)" in proc.stderr
-    assert sorted(p.name for p in out.parent.iterdir()) == ["movie_labels.tif"]  # no temporary files left
-
+    proc = start_cli("segment", stack, "--prompts", prompts, "--out", out, "--model", TEST_MODEL,
+                     "--table", table, "--ctc", ctc, "--device", "cpu")
     expected_table = object_table(pixel_size=(0.5, 0.5), unit="um")
-    expected = segment_video(frames, points=[[3, 32, 38], [3, 5, 5], [3, 50, 80]], point_ids=[1, 1, 2],
+    expected = segment_video(frames, points=[[2, 32, 38], [2, 5, 5], [2, 50, 80]], point_ids=[1, 1, 2],
                              point_labels=[1, 0, 1], model=model, table=expected_table)
+    proc = finish(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 object(s), 6 frame(s)" in proc.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["movie_labels.tif"]  # no temporary files left
     with tifffile.TiffFile(out) as tif:
         got = tif.asarray()
-        assert tif.is_imagej and tif.series[0].axes == "TYX" and len(tif.pages) == 8
+        assert tif.is_imagej and tif.series[0].axes == "TYX" and len(tif.pages) == 6
         assert tif.imagej_metadata["unit"] in ("um", "micron")
         page = tif.pages[0]
         assert page.compression == tifffile.COMPRESSION.ADOBE_DEFLATE  # zlib: Fiji and napari read it
         assert page.dtype == np.uint8
         assert page.tags["XResolution"].value == (2, 1) and page.tags["YResolution"].value == (2, 1)
     np.testing.assert_array_equal(got, expected)
-    assert got.dtype == expected.dtype == np.uint8 and got[0].any() and got[7].any()
+    assert got.dtype == expected.dtype == np.uint8 and got[0].any() and got[5].any()
     with read_stack(out) as labels:  # what the plugin (and napari's tifffile reader) sees
         assert labels.axes == "TYX" and labels.scale == (1.0, 0.5, 0.5) and labels.unit == "µm"
 
     with open(table, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == len(expected_table) == 16
+    assert len(rows) == len(expected_table) == 12
     assert "area_um2" in rows[0]
     np.testing.assert_array_equal([int(r["area_px"]) for r in rows], expected_table["area_px"])
     np.testing.assert_array_equal([int(r["frame"]) for r in rows], expected_table["frame"])
     np.testing.assert_allclose([float(r["score"]) for r in rows], expected_table["score"], rtol=1e-5)
 
     masks = sorted(p.name for p in ctc.glob("mask*.tif"))
-    assert masks == [f"mask{t:03d}.tif" for t in range(8)]
+    assert masks == [f"mask{t:03d}.tif" for t in range(6)]
     np.testing.assert_array_equal(tifffile.imread(ctc / "mask005.tif"), expected[5])
     assert (ctc / "man_track.txt").read_text().split("\n")[0].split()[0] == "1"
 
@@ -135,8 +142,8 @@ def test_cli_matches_api_with_table_and_ctc(tmp_path, napari_layers, model):
 def test_cli_batch_folder(tmp_path, napari_layers, model):
     data, prompt_dir, out = tmp_path / "data", tmp_path / "prompts", tmp_path / "results"
     data.mkdir(), prompt_dir.mkdir()
-    a = blobs(6, 64, 64, np.uint8, seed=1)
-    b = blobs(6, 48, 64, np.uint16, seed=2)
+    a = blobs(5, 64, 64, np.uint8, seed=1)
+    b = blobs(5, 48, 64, np.uint16, seed=2)
     write_imagej(data / "a.tif", a, pixel=0.25)
     np.save(data / "b.npy", b)
     write_imagej(data / "c.tif", a)  # no prompt file: reported, the others still run
@@ -145,38 +152,40 @@ def test_cli_batch_folder(tmp_path, napari_layers, model):
     seed[20:30, 15:30] = 7
     tifffile.imwrite(prompt_dir / "b.tif", seed)  # a labels image: mask prompt for object 7 on frame 0
 
-    proc = run_cli("segment", data, "--prompts", prompt_dir, "--out", out, "--model", TEST_MODEL,
-                   "--direction", "forward", "--table", out, "--quiet")
+    proc = start_cli("segment", data, "--prompts", prompt_dir, "--out", out, "--model", TEST_MODEL,
+                     "--direction", "forward", "--table", out, "--quiet")
+    masks = np.zeros(b.shape, np.uint16)
+    masks[0] = seed
+    expected_b = segment_video(b, masks=masks, model=model, direction="forward")
+    proc = finish(proc)
     assert proc.returncode == 4, proc.stderr  # c.tif had no prompts
     assert "c.tif: No prompt file for c.tif" in proc.stderr and "%" not in proc.stderr  # --quiet: no bars
     assert sorted(p.name for p in out.iterdir()) == ["a_labels.tif", "a_objects.csv", "b_labels.tif", "b_objects.csv"]
 
     got_b = tifffile.imread(out / "b_labels.tif")
-    expected_b = segment_video(b, masks=seed[None].repeat(6, 0) * (np.arange(6) == 0)[:, None, None],
-                               model=model, direction="forward")
     np.testing.assert_array_equal(got_b, expected_b)
     assert got_b.dtype == np.uint8 and set(np.unique(got_b)) <= {0, 7}
     with read_stack(out / "a_labels.tif") as labels_a:
-        assert labels_a.scale == (1.0, 0.25, 0.25) and labels_a.shape == (6, 64, 64)
+        assert labels_a.scale == (1.0, 0.25, 0.25) and labels_a.shape == (5, 64, 64)
     with read_stack(out / "b_labels.tif") as labels_b:
         assert labels_b.scale is None  # .npy: no calibration to keep
 
     again = run_cli("segment", data / "a.tif", data / "b.npy", "--prompts", prompt_dir, "--out", out,
                     "--model", TEST_MODEL, "--table", out)
     assert again.returncode == 0
-    assert again.stderr.count("skipped") == 2 and "0 stack(s) segmented, 2 skipped" in again.stderr
+    assert again.stderr.count("napari-sam2: skipped") == 2 and "0 stack(s) segmented, 2 skipped" in again.stderr
 
 
 def test_cli_nd_stack_in_process(tmp_path, napari_layers, model, capsys):
     """(T, Z, Y, X) propagated along Z for each prompted time point (in-process to save time)."""
     rng = np.random.default_rng(3)
-    stack = rng.integers(0, 255, (3, 4, 32, 32), dtype=np.uint8)
+    stack = rng.integers(0, 255, (3, 3, 32, 32), dtype=np.uint8)
     np.save(tmp_path / "tz.npy", stack)
-    prompts = save_points(napari_layers, tmp_path / "tz.csv", [[0, 2, 10, 10], [2, 1, 20, 20]], [1, 2])
+    prompts = save_points(napari_layers, tmp_path / "tz.csv", [[0, 1, 10, 10], [2, 0, 20, 20]], [1, 2])
     code = cli.main(["segment", str(tmp_path / "tz.npy"), "--prompts", str(prompts), "--out",
                      str(tmp_path / "tz_labels.tif"), "--model", TEST_MODEL, "--axis", "1", "--quiet"])
     assert code == 0, capsys.readouterr().err
-    expected = segment_video(stack, points=[[0, 2, 10, 10], [2, 1, 20, 20]], point_ids=[1, 2], axis=1, model=model)
+    expected = segment_video(stack, points=[[0, 1, 10, 10], [2, 0, 20, 20]], point_ids=[1, 2], axis=1, model=model)
     with tifffile.TiffFile(tmp_path / "tz_labels.tif") as tif:
         assert tif.series[0].axes == "TZYX"
         np.testing.assert_array_equal(tif.asarray(), expected)
@@ -306,6 +315,11 @@ def test_channel_axis_moved_last(tmp_path):
         assert info.axes == "TYX" and info.rgb and info.data.shape == (3, 5, 6, 2)
         np.testing.assert_array_equal(info.data[2], np.moveaxis(data[2], 0, -1))
         assert info.geo.leading == (3,) and info.geo.frame_shape == (5, 6)
+    tifffile.imwrite(tmp_path / "noaxes.tif", data[:, 0], imagej=True)  # tifffile calls these "channels"
+    with read_stack(tmp_path / "noaxes.tif") as stack:
+        assert stack.axes == "CYX"
+        info = cli.describe_stack(stack, axis=0, channel=None)
+        assert info.axes == "TYX" and not info.rgb and info.geo.leading == (3,) and "as frames" in info.note
 
 
 def test_prompt_folder_matching_rule(tmp_path):

@@ -301,7 +301,8 @@ def build_prompts(geo: Geometry, points: Any = None, boxes: Any = None, masks: A
         prompts, points = (points if prompts is None else _merge(prompts, points)), None
     if prompts is not None:
         if not isinstance(prompts, PromptSet):
-            raise PromptError(f"prompts must be a PromptSet (e.g. from prompts_from_layers), not {type(prompts).__name__}.")
+            raise PromptError("prompts must be a PromptSet (e.g. from prompts_from_layers), "
+                              f"not {type(prompts).__name__}.")
         out = _merge(out, prompts)
     if not _empty(points):
         out.points.extend(_point_prompts(points, point_ids, point_labels, geo))
@@ -336,7 +337,7 @@ def _progress_callback(progress: Any, total: int) -> tuple[Callable[[int], None]
     if progress is None or progress is False:
         return (lambda done: None), (lambda: None)
     if progress is True:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         bar = tqdm(total=total, unit="frame", desc="SAM 2")
         return (lambda done: bar.update(done - bar.n)), bar.close

@@ -37,7 +37,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INPUT, EXIT_PROMPTS, EXIT_MODEL = 0, 1, 2,
 PROG = "napari-sam2"
 STACK_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".btf", ".npy")
 PROMPT_SUFFIXES = (".csv", ".tif", ".tiff", ".npy")
-CLI_FEATURE_CACHE = 64 * 2**20  # each frame is encoded once per pass: a small feature cache is enough
+CLI_FEATURE_CACHE = 0  # keep only the newest frame's features: the CLI visits each frame once per pass
 
 
 def exit_code(err: BaseException) -> int:
@@ -213,6 +213,7 @@ class StackInfo:
     axes: str  # of the labels: the stack's axes without C
     scale: tuple[float, ...] | None
     unit: str | None
+    note: str | None = None
 
 
 def describe_stack(stack: Any, axis: int, channel: int | None) -> StackInfo:
@@ -220,6 +221,10 @@ def describe_stack(stack: Any, axis: int, channel: int | None) -> StackInfo:
     from .api import Geometry
 
     data, axes = stack.data, stack.axes
+    note = None
+    if axes == "CYX" and channel is None:  # e.g. tifffile.imwrite(imagej=True) without axes: frames, really
+        axes = "TYX"
+        note = f"{stack.path.name if stack.path else 'the stack'} has a channel axis only: using its channels as frames."
     if "C" in axes and not axes.endswith("C"):
         data = ChannelLast(data, axes.index("C"))
         axes = axes.replace("C", "") + "C"
@@ -227,7 +232,8 @@ def describe_stack(stack: Any, axis: int, channel: int | None) -> StackInfo:
     n_channels = data.shape[-1] if rgb else 1
     name = stack.path.name if stack.path else "the stack"
     if channel is not None and not 0 <= channel < n_channels:
-        raise InputError(f"{name} has {n_channels} channel(s) (axes {stack.axes}); --channel must be 0 to {n_channels - 1}.")
+        raise InputError(f"{name} has {n_channels} channel(s) (axes {stack.axes}); "
+                         f"--channel must be 0 to {n_channels - 1}.")
     if rgb and channel is None and n_channels not in (1, 3, 4):
         raise InputError(f"{name} has {n_channels} channels; choose one with --channel (0 to {n_channels - 1}).")
     spatial = axes[:-1] if rgb else axes
@@ -236,12 +242,13 @@ def describe_stack(stack: Any, axis: int, channel: int | None) -> StackInfo:
         raise InputError(f"{name} is a single 2D image (axes {stack.axes}); give a stack (T, Y, X) or more.")
     if not 0 <= axis < len(lead):
         raise InputError(f"--axis {axis} is not one of the leading axes {lead} of {name} (0 to {len(lead) - 1}).")
-    geo = Geometry(tuple(int(n) for n in data.shape[: len(lead)]), tuple(int(n) for n in data.shape[len(lead) : len(lead) + 2]), axis)
+    shape = tuple(int(n) for n in data.shape)
+    geo = Geometry(shape[: len(lead)], shape[len(lead) : len(lead) + 2], axis)
     scale = None
     if stack.scale is not None:
         size = dict(zip(stack.axes, stack.scale))
-        scale = tuple(float(size[a]) for a in spatial)
-    return StackInfo(data, geo, rgb, spatial, scale, stack.unit)
+        scale = tuple(float(size.get(a, 1.0)) for a in spatial)
+    return StackInfo(data, geo, rgb, spatial, scale, stack.unit, note)
 
 
 def read_prompt_file(path: Path, geo: Any) -> Any:
@@ -373,7 +380,7 @@ def check_model_spec(spec: str) -> None:
 
 def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _Console) -> str:
     """Segment one stack and write its outputs; returns a one-line summary."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from .api import iter_results
     from .io import LabelsTiffWriter, ObjectTable, read_stack, write_ctc
@@ -382,6 +389,8 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
         raise job.prompt_error
     with read_stack(job.stack) as stack:
         info = describe_stack(stack, args.axis, args.channel)
+        if info.note:
+            console.info(info.note)
         geo = info.geo
         if job.ctc is not None and len(info.axes) > 4:
             raise InputError(f"--ctc needs (T, Y, X) or (T, Z, Y, X) labels; {job.stack.name} gives {info.axes}.")
@@ -399,6 +408,7 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
         writer = LabelsTiffWriter(partial, geo.labels_shape, max_label=max_label, axes=info.axes,
                                   scale=info.scale, unit=info.unit)
         sink = LabelsSink(writer, geo.leading, spool)
+        table_tmp = None if job.table is None else _hidden(job.table, "partial")
         visited = 0
         try:
             with VideoSession(model, info.data, args.axis, channel=args.channel, rgb=info.rgb,
@@ -414,16 +424,17 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
             sink.finish()
             if job.ctc is not None:
                 write_ctc(job.ctc, _tiff_frames(partial), n_frames=geo.leading[0], overwrite=args.overwrite)
-            if table is not None:
+            if table is not None and table_tmp is not None and job.table is not None:
                 job.table.parent.mkdir(parents=True, exist_ok=True)
-                tmp = _hidden(job.table, "partial")
-                table.write_csv(tmp)
-                os.replace(tmp, job.table)
+                table.write_csv(table_tmp)
+                os.replace(table_tmp, job.table)
             os.replace(partial, job.out)  # last: the labels file exists only when everything is done
         finally:
             sink.close()
             writer.close()
             partial.unlink(missing_ok=True)
+            if table_tmp is not None:
+                table_tmp.unlink(missing_ok=True)
     return f"{job.stack.name}: {len(prompts.obj_ids)} object(s), {visited} frame(s) -> {job.out}"
 
 

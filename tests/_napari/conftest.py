@@ -1,4 +1,5 @@
-"""Fixtures of the widget tests: a real viewer (Xvfb), the widget opened through the manifest."""
+"""Fixtures of the widget tests: a real viewer (Xvfb), the widget opened through the manifest, and
+one random-weights SAM 2 model shared by the whole test session (the real engine runs it)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,6 @@ import pytest
 from app_model.types import KeyBinding
 
 from napari_sam2._napari import messages
-from napari_sam2._napari import workers as W
-
-from .fakes import FakeSession
 
 
 def open_widget(viewer):
@@ -48,6 +46,14 @@ def notes(monkeypatch):
     return shown
 
 
+@pytest.fixture(scope="session")
+def model():
+    """The small random-weights model (256 px), built once: ``widget.use_model(model)``."""
+    from napari_sam2.model.testing import random_model
+
+    return random_model(seed=0)
+
+
 @pytest.fixture
 def viewer(make_napari_viewer):
     return make_napari_viewer()
@@ -61,17 +67,3 @@ def cells_widget(viewer, qtbot):
     yield widget
     widget.cancel()
     wait_idle(qtbot, widget)
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    """Replace VideoSession by FakeSession; returns the settings dict and, later, the session."""
-    cfg: dict = {"delay": 0.0, "absent": (), "session": None}
-
-    def open_fake(model, data, axis, **kwargs):
-        yield W.Status("fake session")
-        cfg["session"] = FakeSession(model, data, axis, delay=cfg["delay"], absent=cfg["absent"])
-        return cfg["session"]
-
-    monkeypatch.setattr(W, "open_session_job", open_fake)
-    return cfg

@@ -104,3 +104,10 @@ def test_undo_single_write_and_grouped_propagation():
     assert set(np.unique(layer.data)) == {0, 9}
     layer.redo()
     assert layer.data[0, 0, 0] == 1
+
+
+def test_ids_beyond_the_layer_dtype_are_refused():
+    layer = Labels(np.zeros((2, 8, 8), np.uint8), name="small")
+    with pytest.raises(ValueError, match="does not fit the uint8 labels of 'small'"):
+        LabelsWriter(layer).write(_result(0, {300: _box(0, 0, 2, 2)}))
+    assert not layer.data.any()

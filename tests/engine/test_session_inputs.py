@@ -166,3 +166,24 @@ def test_laptop_mode_runs_at_lower_internal_size_and_returns_full_resolution(sta
     rb = s.add_points(0, 1, [[36, 20]], [1])
     assert rb.masks.shape == rs.masks.shape == (1, 72, 96)
     assert [r.frame for r in s.propagate(stop=2)] == [0, 1, 2]
+
+
+def test_next_frames_are_prepared_in_a_background_thread(model, stack, monkeypatch):
+    import threading
+
+    from napari_sam2.engine.frames import FrameSource
+
+    threads = []
+    original = FrameSource._load
+
+    def spy(self, frame):
+        threads.append((frame, threading.current_thread().name))
+        return original(self, frame)
+
+    monkeypatch.setattr(FrameSource, "_load", spy)
+    s = VideoSession(model, stack)
+    s.add_points(0, 1, [[36, 20]], [1])
+    list(s.propagate())
+    background = {f for f, name in threads if name.startswith("napari-sam2-frames")}
+    assert len(background) >= 5, threads
+    assert sorted({f for f, _ in threads}) == list(range(12))

@@ -6,6 +6,7 @@ A mixin of :class:`~napari_sam2._napari.widget.Sam2Widget`; it uses the widget's
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from napari_sam2._napari import layers as L
@@ -15,12 +16,21 @@ from napari_sam2._napari.frames import result_key
 from napari_sam2._napari.labels_writer import LabelsWriter
 from napari_sam2._napari.prompt_sync import REMOVE
 from napari_sam2._napari.runner import Job
+from napari_sam2.checkpoints import DownloadCancelled
 
 LONG_JOBS = ("load", "open", "propagate")
+CANCELLABLE_JOBS = ("load", "propagate")
+DOWNLOAD_CANCELLED = (
+    "SAM 2: model download cancelled. The part already downloaded is kept; click or press Propagate "
+    "to resume it."
+)
+LOAD_CANCELLED = "SAM 2: model loading cancelled. Click or press Propagate to load it again."
 
 
 class JobsMixin:
     """Model loading, session creation and prompt sync of the SAM 2 widget."""
+
+    _load_cancel: threading.Event | None = None  # set by Cancel while a model loads
 
     # ---- queueing ----------------------------------------------------------------------------
     def _submit(self, name: str, factory: Any, **kw: Any) -> None:
@@ -50,8 +60,8 @@ class JobsMixin:
             )
         )
 
-    def _ready(self) -> bool:
-        """Check the image; queue model loading and session creation when needed."""
+    def _check_image(self) -> bool:
+        """Is there a stack to work on (with its prompt layers)? Says what to do when not."""
         image = self.image_layer
         if image is None:
             self._say("error", M.NO_IMAGE)
@@ -61,8 +71,16 @@ class JobsMixin:
             return False
         if self.points_layer not in self.viewer.layers or self.boxes_layer not in self.viewer.layers:
             self._setup_prompt_layers(image)
+        return True
+
+    def _ready(self) -> bool:
+        """Check the image; queue model loading and session creation when needed."""
+        if not self._check_image():
+            return False
         if self.model is None:
-            self._submit("load", self._load_spec, on_return=self._set_model, coalesce=True)
+            self._submit(
+                "load", self._load_spec, on_return=self._set_model, on_error=self._on_load_error, coalesce=True
+            )
         if self.session is None:
             self._submit("open", self._open_spec, on_return=self._set_session, coalesce=True)
         return True
@@ -71,7 +89,16 @@ class JobsMixin:
         if self.model is not None:
             return None
         name, device = str(self.model_combo.currentData()), self.device_combo.currentText()
-        return W.load_model_job, (name, device, self.size_combo.currentData()), {}
+        self._load_cancel = threading.Event()
+        return W.load_model_job, (name, device, self.size_combo.currentData(), self._load_cancel), {}
+
+    def _on_load_error(self, err: BaseException) -> None:
+        if isinstance(err, W.LoadCancelled):  # the user pressed Cancel: not an error
+            self._say("info", LOAD_CANCELLED)
+        elif isinstance(err, DownloadCancelled):
+            self._say("info", DOWNLOAD_CANCELLED)
+        else:
+            self._on_error(err)
 
     def _set_model(self, model: Any) -> None:
         self.model = model
@@ -113,6 +140,8 @@ class JobsMixin:
         if self.session is None:
             return None
         ps = L.prompts_from_layers(self.points_layer, self.boxes_layer, image_layer=self.image_layer)
+        # a rectangle being drawn right now is still a speck: leave it until the mouse is released
+        ps.boxes = [b for b in ps.boxes if min(b.box[2] - b.box[0], b.box[3] - b.box[1]) >= 1]
         ops = self.tracker.diff(ps)
         if not ops:
             return None
@@ -148,6 +177,8 @@ class JobsMixin:
             self._show_lost()
 
     def _writer(self) -> LabelsWriter:
+        if self.writer is not None and self.writer.layer not in self.viewer.layers:
+            self.writer = None  # the user deleted the output layer: make a new one
         if self.writer is None:
             layer = self.output_combo.currentData()
             if layer is None or layer not in self.viewer.layers:
@@ -172,6 +203,6 @@ class JobsMixin:
     def _on_busy(self, busy: bool, name: str) -> None:
         long_job = busy and name in LONG_JOBS
         try:
-            self.set_running(long_job or self.state.running, cancellable=name == "propagate")
+            self.set_running(long_job or self.state.running, cancellable=name in CANCELLABLE_JOBS)
         except RuntimeError:  # the dock widget was closed while a job ran
             pass

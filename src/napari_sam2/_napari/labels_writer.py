@@ -58,6 +58,12 @@ class LabelsWriter:
     def write(self, result: Any, refresh: bool = True) -> int:
         """Write one FrameResult; returns the number of pixels changed."""
         key = result_key(result, self.axis)
+        top = max((int(i) for i in result.obj_ids), default=0)
+        if top > np.iinfo(self._dtype).max:
+            raise ValueError(
+                f"object id {top} does not fit the {self._dtype} labels of '{self.layer.name}'; "
+                "use a uint32 output layer ('(new layer)')"
+            )
         if len(result.obj_ids):
             new = result.to_labels(dtype=self._dtype)
         else:

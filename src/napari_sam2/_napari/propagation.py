@@ -25,11 +25,12 @@ class PropagationMixin:
 
     def propagate(self) -> None:
         """Propagate every object from the current frame (forward / backward / both)."""
-        if not self._ready():
+        if not self._check_image():
             return
         if not (len(self.points_layer.data) or len(self.boxes_layer.data) or self.state.owned_ids):
             self._say("warning", M.NO_PROMPTS.format(points=self.points_layer.name, boxes=self.boxes_layer.name))
             return
+        self._ready()
         self._submit("sync", self._sync_spec, on_error=self._on_sync_error, coalesce=True)
         self._submit(
             "propagate",
@@ -95,11 +96,19 @@ class PropagationMixin:
         self.set_running(False)
 
     def cancel(self) -> None:
-        """Stop the propagation within one frame; finished frames stay written."""
+        """Stop the propagation within one frame (finished frames stay written), or a model download.
+
+        A model load is stopped through its cancel event rather than by quitting the worker, so
+        that the download really ends (keeping its partial file) and the job reports it.
+        """
         if self._cancel is not None:
             self._cancel.set()
+        loading = self.runner.job is not None and self.runner.job.name == "load"
+        if self._load_cancel is not None:
+            self._load_cancel.set()
         self.runner.clear_queue()
-        self.runner.quit()
+        if not loading:
+            self.runner.quit()
 
     def reset_session(self) -> None:
         """Forget the model's memory; the prompt layers are re-sent on the next edit."""

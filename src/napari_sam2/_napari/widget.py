@@ -64,6 +64,7 @@ class Sam2Widget(PropagationMixin, JobsMixin, Sam2Panel):
         self._prop_failed = False
         self._generation = 0
         self._image: Any = None
+        self._wired: list = []  # prompt layers whose events reach this widget
         self._model_index = 0
         for name in _registry_names():
             self.model_combo.addItem(name, name)
@@ -95,7 +96,7 @@ class Sam2Widget(PropagationMixin, JobsMixin, Sam2Panel):
         self.device_combo.currentIndexChanged.connect(self._on_device_changed)
         self.size_combo.currentIndexChanged.connect(self._on_device_changed)
         self.axis_combo.currentIndexChanged.connect(lambda *_: self._invalidate())
-        self.output_combo.currentIndexChanged.connect(lambda *_: setattr(self, "writer", None))
+        self.output_combo.currentIndexChanged.connect(self._on_output_changed)
         self.obj_spin.valueChanged.connect(self._update_defaults)
         self.negative_check.toggled.connect(self._update_defaults)
         self.new_obj_btn.clicked.connect(self.new_object)
@@ -171,7 +172,8 @@ class Sam2Widget(PropagationMixin, JobsMixin, Sam2Panel):
         boxes = self.viewer.layers[bname] if bname in names else L.create_boxes_layer(self.viewer, image, bname)
         points = self.viewer.layers[pname] if pname in names else L.create_points_layer(self.viewer, image, pname)
         for layer in (points, boxes):
-            if layer not in (self.points_layer, self.boxes_layer):
+            if not any(layer is w for w in self._wired):
+                self._wired.append(layer)
                 layer.events.data.connect(self._on_prompts_changed)
                 layer.bind_key("n", lambda _ly: self.negative_check.toggle(), overwrite=True)
                 layer.bind_key("c", lambda _ly: self.next_candidate(), overwrite=True)
@@ -215,9 +217,13 @@ class Sam2Widget(PropagationMixin, JobsMixin, Sam2Panel):
 
     def _invalidate(self) -> None:
         """Image, axis or model changed: the next edit starts a new session (prompts are re-sent)."""
+        if self.state.running:
+            self.cancel()
         self._generation += 1
         self._retire(self.session)
         self.session = None
+        if self.writer is not None:
+            self.writer.end_group()  # keep what a cancelled propagation wrote undoable
         self.writer = None
         self.tracker.reset()
         self.state.reset()
@@ -274,6 +280,17 @@ class Sam2Widget(PropagationMixin, JobsMixin, Sam2Panel):
         frame = session_frame(self.current_key())
         session = self.session
         self._submit("prefetch", lambda: (W.prefetch_job, (session, frame), {}), coalesce=True)
+
+    def _on_output_changed(self, *_: Any) -> None:
+        """A new output layer: never reuse an id that already labels something there."""
+        self.writer = None
+        out = self.output_combo.currentData()
+        if out is None or not out.data.size:
+            return
+        obj = int(self.obj_spin.value())
+        if obj not in self.state.owned_ids and obj <= int(np.max(out.data)):
+            nxt = self.new_object()
+            self._say("info", f"Object ids start at {nxt} so the existing labels of '{out.name}' stay untouched.")
 
     # ---- user actions ------------------------------------------------------------------------
     def new_object(self) -> int:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from napari_sam2._napari.frames import FrameKey
 from napari_sam2._napari.prompt_sync import CLEAR, REMOVE, SET, SyncOp
+from napari_sam2.checkpoints import DownloadCancelled
 from napari_sam2.errors import PromptError
 
 
@@ -40,11 +42,32 @@ class Status:
     text: str
 
 
-def load_model_job(name: str, device: str, image_size: int | None = None) -> Iterator[Any]:
+#: After Cancel, how long the loading thread may take to notice before the job stops waiting for it.
+CANCEL_GRACE_S = 1.0
+
+
+class LoadCancelled(DownloadCancelled):
+    """Cancel was pressed while no download was under way (the model was being read or built)."""
+
+
+def _cancelled(name: str, downloading: bool) -> DownloadCancelled:
+    """What a load cancelled before its thread noticed ends with."""
+    if downloading:
+        return DownloadCancelled(f"The model download of {name} was cancelled.")
+    return LoadCancelled(f"The model loading of {name} was cancelled.")
+
+
+def load_model_job(
+    name: str, device: str, image_size: int | None = None, cancel: threading.Event | None = None
+) -> Iterator[Any]:
     """Load a registry model (downloading it once) or a checkpoint file; returns the model.
 
     ``load_model`` blocks, so it runs in a helper thread while this generator reports the download
-    progress it calls back with.
+    progress it calls back with. Setting ``cancel`` stops a download at its next chunk (the partial
+    file is kept and the next attempt resumes it) and raises ``DownloadCancelled``; when the helper
+    thread does not notice within ``CANCEL_GRACE_S`` (a stalled connection, a model being built),
+    this job raises ``DownloadCancelled`` anyway (:class:`LoadCancelled` when no download was under
+    way) and leaves the daemon thread to end on its own.
     """
     yield Status(f"Loading {name} on {device}...")
     from napari_sam2.model.loading import load_model  # torch is imported here, in the worker
@@ -55,7 +78,11 @@ def load_model_job(name: str, device: str, image_size: int | None = None) -> Ite
     def run() -> None:
         try:
             box["model"] = load_model(
-                name, device=device, image_size=image_size, progress=lambda d, t: events.put((d, t))
+                name,
+                device=device,
+                image_size=image_size,
+                progress=lambda d, t: events.put((d, t)),
+                cancel=cancel,
             )
         except BaseException as err:  # noqa: BLE001 - re-raised in the worker below
             box["error"] = err
@@ -65,8 +92,21 @@ def load_model_job(name: str, device: str, image_size: int | None = None) -> Ite
     thread = threading.Thread(target=run, name="napari-sam2-load", daemon=True)
     thread.start()
     shown = -1
-    while (item := events.get()) is not None:
+    downloading = False
+    deadline: float | None = None
+    while True:
+        try:
+            item = events.get(timeout=0.05)
+        except queue.Empty:
+            if cancel is not None and cancel.is_set():
+                deadline = deadline or time.monotonic() + CANCEL_GRACE_S
+                if time.monotonic() > deadline:
+                    raise _cancelled(name, downloading) from None
+            continue
+        if item is None:
+            break
         done, total = item
+        downloading = not total or done < total
         mb = int(done // 1_000_000)
         if mb != shown:
             shown = mb

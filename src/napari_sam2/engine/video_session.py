@@ -45,7 +45,7 @@ class VideoSession:
     corrections_as_conditioning : clicks on already-tracked frames become conditioning
         frames, so they stick when propagating again (official
         ``add_all_frames_to_correct_as_cond``). ``False`` restores the official default.
-    feature_cache_bytes : budget for cached image features (per sequence).
+    feature_cache_bytes : budget for cached image features, per sequence (64 MiB: four 1024-px frames of the tiny model; enough to revisit nearby frames without re-encoding).
     """
 
     def __init__(
@@ -59,7 +59,7 @@ class VideoSession:
         rgb: bool | None = None,
         fill_hole_area: int = 8,
         corrections_as_conditioning: bool = True,
-        feature_cache_bytes: int = 256 * 2**20,
+        feature_cache_bytes: int = 64 * 2**20,
     ) -> None:
         self.model = model
         self.data = as_array_like(frames)
