@@ -180,3 +180,17 @@ def test_four_d_stack_propagates_along_z_for_each_time_point(model, make_stack):
     assert by_index == {(1,): [2, 3, 4, 5, 1, 0], (2,): [0, 1, 2, 3, 4, 5]}
     only = [(r.index, r.frame) for r in s.propagate("forward", start=(1, 4))]
     assert only == [((1,), 4), ((1,), 5)]
+
+
+def test_result_reads_current_masks_without_computing(model, stack, monkeypatch):
+    s = VideoSession(model, stack)
+    s.add_points(0, 1, [[36, 20]], [1])
+    s.add_box(0, 2, (20, 40, 50, 70))
+    tracked = run(s, stop=3, return_logits=True)
+    monkeypatch.setattr(type(model), "encode_image", lambda *a: (_ for _ in ()).throw(AssertionError("computed")))
+    again = s.result(2, return_logits=True)
+    np.testing.assert_array_equal(again.logits, tracked[2].logits)
+    only2 = s.result(2, [2])
+    assert only2.obj_ids == (2,) and np.array_equal(only2.masks[0], tracked[2].masks[1])
+    untracked = s.result(9)
+    assert untracked.obj_ids == (1, 2) and not untracked.masks.any() and not untracked.present.any()

@@ -144,6 +144,12 @@ def sync_job(session: Any, ops: list[SyncOp]) -> Iterator[Any]:
                     pass
             yield OpDone(i)
             yield Erase(op.key, (op.obj_id,))
+            others = [o for o in session.obj_ids if o != op.obj_id]
+            if others:  # repaint the remaining objects where the erased one covered them
+                try:
+                    yield session.result(op.frame, others)
+                except PromptError:
+                    pass
         elif op.kind == REMOVE:
             if op.obj_id in session.obj_ids:  # clearing its last prompt may have removed it
                 session.remove_object(op.obj_id)

@@ -332,6 +332,26 @@ class VideoSession:
             out.append((clip, first))
         return out
 
+    def result(self, frame: Frame, obj_ids: Sequence[int] | None = None,
+               return_logits: bool = False) -> FrameResult:
+        """The current masks on a frame (of all objects, or of ``obj_ids``), without computing.
+
+        Objects with no output on that frame come back empty and absent.
+        """
+        with self._lock:
+            clip, f = self._locate(frame)
+            res = clip.result(f, return_logits=return_logits)
+        if obj_ids is None:
+            return res
+        rows = [i for i, o in enumerate(res.obj_ids) if o in set(int(x) for x in obj_ids)]
+        pick = lambda a: None if a is None else a[rows]  # noqa: E731
+        return FrameResult(
+            frame=res.frame, obj_ids=tuple(res.obj_ids[i] for i in rows), masks=res.masks[rows],
+            scores=res.scores[rows], present=res.present[rows], iou=res.iou[rows],
+            object_score_logits=res.object_score_logits[rows], logits=pick(res.logits),
+            low_res_logits=pick(res.low_res_logits), index=res.index,
+        )
+
     def frame_state(self, frame: Frame, obj_id: int):
         """Diagnostics: the stored per-object state on a frame (object pointer, score, ...)."""
         clip, f = self._locate(frame)
