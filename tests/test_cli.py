@@ -122,9 +122,12 @@ def test_cli_matches_api_with_table_and_ctc(tmp_path, napari_layers, model):
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(expected_table) == 12
     assert "area_um2" in rows[0]
-    np.testing.assert_array_equal([int(r["area_px"]) for r in rows], expected_table["area_px"])
-    np.testing.assert_array_equal([int(r["frame"]) for r in rows], expected_table["frame"])
-    np.testing.assert_allclose([float(r["score"]) for r in rows], expected_table["score"], rtol=1e-5)
+    order = np.lexsort([expected_table["obj_id"], expected_table["frame"]])  # the CSV is sorted by frame, object
+    assert [(int(r["frame"]), int(r["obj_id"])) for r in rows] == sorted(
+        zip(expected_table["frame"].tolist(), expected_table["obj_id"].tolist()))
+    np.testing.assert_array_equal([int(r["area_px"]) for r in rows], expected_table["area_px"][order])
+    np.testing.assert_array_equal([int(r["frame"]) for r in rows], expected_table["frame"][order])
+    np.testing.assert_allclose([float(r["score"]) for r in rows], expected_table["score"][order], rtol=1e-5)
 
     masks = sorted(p.name for p in ctc.glob("mask*.tif"))
     assert masks == [f"mask{t:03d}.tif" for t in range(6)]

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ._napari.layers import prompts_from_layers
+from .layer_prompts import prompts_from_layers
 from .engine.prompts import BoxPrompt, MaskPrompt, PointPrompt, PromptSet
 from .engine.results import FrameResult
 from .errors import InputError, PromptError

@@ -114,7 +114,7 @@ def test_layout_guess_follows_napari():
         (lambda s: s.add_points(0, 0, [[30, 20]], [1]), "positive integers"),
         (lambda s: s.add_points(0.5, 1, [[30, 20]], [1]), "not an integer"),
         (lambda s: s.add_box(0, 1, (10, 10, 10, 40)), "zero area"),
-        (lambda s: s.add_box(0, 1, (10, 10, 90, 40)), "outside"),
+        (lambda s: s.add_box(0, 1, (80, 10, 90, 40)), "lies outside the 72 x 96 image"),
         (lambda s: s.add_mask(0, 1, np.zeros((72, 96), bool)), "mask is empty"),
         (lambda s: s.add_mask(0, 1, np.ones((10, 10), bool)), "shape"),
         (lambda s: s.remove_object(5), "no object 5"),
@@ -187,3 +187,9 @@ def test_next_frames_are_prepared_in_a_background_thread(model, stack, monkeypat
     background = {f for f, name in threads if name.startswith("napari-sam2-frames")}
     assert len(background) >= 5, threads
     assert sorted({f for f, _ in threads}) == list(range(12))
+
+
+def test_box_past_the_border_is_clipped(model, stack):
+    a = VideoSession(model, stack).add_box(0, 1, (40, 60, 200, 300))
+    b = VideoSession(model, stack).add_box(0, 1, (40, 60, 71.5, 95.5))
+    np.testing.assert_array_equal(a.masks, b.masks)

@@ -13,23 +13,10 @@ from typing import Any
 
 import numpy as np
 
-FrameKey = tuple[int, ...]
+from napari_sam2.layer_prompts import FrameKey, key_of, round_key, session_frame  # noqa: F401
 
 _TIME_NAMES = ("t", "time", "frame", "frames")
 _Z_NAMES = ("z", "depth", "slice", "plane")
-
-
-def session_frame(key: Sequence[int]) -> Any:
-    """The frame argument ``VideoSession`` expects: an int for one leading axis, else a tuple."""
-    key = tuple(int(k) for k in key)
-    return key[0] if len(key) == 1 else key
-
-
-def key_of(frame: Any) -> FrameKey:
-    """Inverse of :func:`session_frame`: an int or a tuple -> a tuple of ints."""
-    if isinstance(frame, (tuple, list, np.ndarray)):
-        return tuple(int(f) for f in frame)
-    return (int(frame),)
 
 
 def result_key(result: Any, axis: int) -> FrameKey:
@@ -39,11 +26,6 @@ def result_key(result: Any, axis: int) -> FrameKey:
         return (int(result.frame),)
     outer.insert(min(int(axis), len(outer)), int(result.frame))
     return tuple(outer)
-
-
-def round_key(coords: Sequence[float]) -> FrameKey:
-    """Leading coordinates of a napari point (data coordinates) -> integer frame key."""
-    return tuple(int(np.round(c)) for c in coords)
 
 
 def default_axis(axis_labels: Sequence[str] | None, n_leading: int) -> int:

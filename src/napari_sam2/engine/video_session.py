@@ -167,15 +167,26 @@ class VideoSession:
 
     def add_box(self, frame: Frame, obj_id: int, box: Sequence[float], points: np.ndarray | None = None,
                 labels: Sequence[int] | None = None, *, return_logits: bool = False) -> FrameResult:
-        """A box (row0, col0, row1, col1), optionally with clicks on the same frame."""
+        """A box (row0, col0, row1, col1), optionally with clicks on the same frame.
+
+        A box reaching past the image border is clipped to it; one entirely outside is refused.
+        """
         obj_id = self._obj(obj_id)
         b = np.asarray(box, dtype=np.float64).reshape(-1)
         if b.size != 4:
             raise PromptError(f"A box is (row0, col0, row1, col1); got {box!r}.")
+        if not np.all(np.isfinite(b)):
+            raise PromptError(f"The box {tuple(b)} has non-finite coordinates.")
         r0, r1 = sorted(b[[0, 2]])
         c0, c1 = sorted(b[[1, 3]])
         if r1 - r0 <= 0 or c1 - c0 <= 0:
             raise PromptError(f"The box {tuple(b)} has zero area; drag a rectangle around the object.")
+        h, w = self.frame_shape
+        if r1 < -0.5 or c1 < -0.5 or r0 > h - 0.5 or c0 > w - 0.5:
+            raise PromptError(f"The box {tuple(b)} lies outside the {h} x {w} image.")
+        # a box drawn past the border is clipped to the image, as users draw them in napari
+        r0, r1 = np.clip([r0, r1], -0.5, h - 0.5)
+        c0, c1 = np.clip([c0, c1], -0.5, w - 0.5)
         corners = np.array([[r0, c0], [r1, c1]])
         with self._lock:
             clip, f = self._locate(frame)

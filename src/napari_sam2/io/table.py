@@ -136,14 +136,17 @@ class ObjectTable:
         return pd.DataFrame({name: self[name] for name in self.columns})
 
     def write_csv(self, path: str | Path) -> Path:
-        """Write the table; empty cells where the mask was empty."""
+        """Write the table sorted by (index, frame, object); empty cells where the mask was empty."""
         path = Path(path)
+        cols = {name: self[name] for name in self.columns}
+        # rows sorted by position (outer index, frame, object), whatever order frames were computed in
+        keys = [cols["obj_id"], cols["frame"], *(cols[n] for n in reversed(self.index_columns))]
+        order = np.lexsort(keys) if len(self) else np.arange(0)
         with open(path, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(self.columns)
-            for chunk in self._chunks:
-                cells = [_format(name, chunk[name]) for name in self.columns]
-                writer.writerows(zip(*cells))
+            cells = [_format(name, cols[name][order]) for name in self.columns]
+            writer.writerows(zip(*cells))
         return path
 
 
