@@ -141,3 +141,21 @@ def test_checkpoint_file_that_fails_to_load(cells_widget, notes, qtbot, tmp_path
     monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: ("", "")))
     w.model_combo.setCurrentIndex(w.model_combo.findText(LOAD_FILE))
     assert w.model_combo.currentText() == str(bad)
+
+
+def test_display_contrast_option_feeds_the_layer_contrast_limits(cells_widget, viewer, qtbot, model):
+    w = cells_widget
+    w.use_model(model, "random test model")
+    image = viewer.layers["cells"]
+    assert image.data.dtype == np.uint16
+    w.points_layer.add([[0, 60, 60]])
+    wait_idle(qtbot, w)
+    default_range = w.session.intensity_range
+    assert default_range != tuple(image.contrast_limits)  # robust stack-wide percentiles by default
+    image.contrast_limits = (float(image.data.min()) + 5, float(image.data.max()) / 2)
+    w.contrast_check.setChecked(True)
+    assert w.session is None  # a new session is needed: features depend on the intensities
+    w.points_layer.add([[0, 62, 62]])
+    wait_idle(qtbot, w)
+    assert w.session.intensity_range == tuple(float(v) for v in image.contrast_limits)
+    assert w.session.obj_ids == [1]  # the earlier prompts were replayed into the new session

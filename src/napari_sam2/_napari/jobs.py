@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import numpy as np
+
 from napari_sam2._napari import layers as L
 from napari_sam2._napari import messages as M
 from napari_sam2._napari import workers as W
@@ -108,7 +110,11 @@ class JobsMixin:
         if self.session is not None or self.model is None:
             return None
         image = self.image_layer
-        kwargs = {"rgb": bool(getattr(image, "rgb", False))}
+        kwargs: dict[str, Any] = {"rgb": bool(getattr(image, "rgb", False))}
+        if self.contrast_check.isChecked() and np.dtype(L.image_data(image).dtype) != np.uint8:
+            lo, hi = (float(v) for v in image.contrast_limits)
+            if hi > lo:
+                kwargs["intensity_range"] = (lo, hi)
         return W.open_session_job, (self.model, L.image_data(image), self.axis), kwargs
 
     def _set_session(self, session: Any) -> None:

@@ -71,7 +71,12 @@ class Sam2Panel(QWidget):
         form.addRow("Image", self.image_combo)
         form.addRow("Model", self.model_combo)
         form.addRow("Device", _row(self.device_combo, QLabel("resolution"), self.size_combo))
-        form.addRow("Propagate along", self.axis_combo)
+        self.contrast_check = QCheckBox("Use display contrast")
+        self.contrast_check.setToolTip(
+            "16-bit / float images: give SAM 2 the intensities as the layer shows them (its contrast limits) "
+            "instead of the stack's 0.5-99.5 % range. Changing it restarts the session (prompts are kept)."
+        )
+        form.addRow("Propagate along", _row(self.axis_combo, self.contrast_check))
         form.addRow("Output labels", self.output_combo)
         form.addRow("Mask prompts", self.mask_combo)
         outer.addWidget(setup)

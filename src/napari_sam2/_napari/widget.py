@@ -96,6 +96,7 @@ class Sam2Widget(PropagationMixin, JobsMixin, Sam2Panel):
         self.device_combo.currentIndexChanged.connect(self._on_device_changed)
         self.size_combo.currentIndexChanged.connect(self._on_device_changed)
         self.axis_combo.currentIndexChanged.connect(lambda *_: self._invalidate())
+        self.contrast_check.toggled.connect(lambda *_: self._invalidate())
         self.output_combo.currentIndexChanged.connect(self._on_output_changed)
         self.obj_spin.valueChanged.connect(self._update_defaults)
         self.negative_check.toggled.connect(self._update_defaults)
