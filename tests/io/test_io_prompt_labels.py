@@ -80,3 +80,29 @@ def test_interleaved_colour_image_is_not_a_label_image(tmp_path):
     tifffile.imwrite(path, np.zeros((2, 8, 8, 3), np.uint8), photometric="rgb")
     with pytest.raises(PromptError, match="colour image"):
         read_prompts(path)
+
+
+def test_mask_prompts_of_a_whole_label_stack_stay_small(tmp_path):
+    """Masks are built on use from compressed frames, not held as frames x labels booleans."""
+    import sys
+
+    from napari_sam2.io.prompt_labels import LabelMask
+
+    rng = np.random.default_rng(0)
+    labels = np.zeros((40, 256, 256), np.uint16)
+    for t in range(40):
+        for k in range(1, 21):
+            r, c = rng.integers(10, 240, 2)
+            labels[t, r - 6 : r + 6, c - 6 : c + 6] = k
+    path = tmp_path / "cellpose.npy"
+    np.save(path, labels)
+    prompts = read_prompts(path)
+    assert len(prompts.masks) == 40 * 20
+    assert all(isinstance(m.mask, LabelMask) for m in prompts.masks)
+    held = sum(len(m.mask.plane._data) for m in prompts.masks[::20])  # one compressed plane per frame
+    as_booleans = 40 * 20 * 256 * 256
+    assert held < as_booleans / 100
+    m = prompts.masks[45]
+    np.testing.assert_array_equal(np.asarray(m.mask), labels[m.frame] == m.obj_id)
+    assert m.mask.shape == (256, 256) and int(m.mask.sum()) == int((labels[m.frame] == m.obj_id).sum())
+    assert sys.getsizeof(m.mask) < 1000
