@@ -25,7 +25,7 @@ class CompressedPlane:
     """One label frame kept zlib-compressed (label images shrink 20-100x); the most recently
     expanded plane is cached, so the masks of one frame cost a single decompression."""
 
-    _last: tuple[int, np.ndarray] | None = None
+    _last: tuple["CompressedPlane", np.ndarray] | None = None  # the plane object itself: ids get reused
     _lock = threading.Lock()
 
     def __init__(self, plane: np.ndarray) -> None:
@@ -36,10 +36,10 @@ class CompressedPlane:
     def array(self) -> np.ndarray:
         with CompressedPlane._lock:
             last = CompressedPlane._last
-            if last is not None and last[0] == id(self):
+            if last is not None and last[0] is self:
                 return last[1]
             plane = np.frombuffer(zlib.decompress(self._data), dtype=self.dtype).reshape(self.shape)
-            CompressedPlane._last = (id(self), plane)
+            CompressedPlane._last = (self, plane)
             return plane
 
 
