@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .layer_prompts import prompts_from_layers
-from .engine.prompts import BoxPrompt, MaskPrompt, PointPrompt, PromptSet
+from .engine.prompts import BoxPrompt, MaskPrompt, PointPrompt, PromptSet, mask_prompts_from_planes
 from .engine.results import FrameResult
 from .errors import InputError, PromptError
 from .io import ObjectTable, labels_dtype, tracks_from_table
@@ -265,14 +265,8 @@ def _mask_prompts(masks: Any, geo: Geometry) -> list[MaskPrompt]:
                           f"channels); got {tuple(masks.shape)}.")
     if np.dtype(masks.dtype).kind not in "biu":
         raise PromptError(f"masks must be an integer labels array (a Labels layer's data), not {masks.dtype}.")
-    out = []
-    for key in np.ndindex(*geo.leading):
-        plane = np.asarray(masks[key])
-        ids = np.unique(plane)
-        if ids.size and ids[0] < 0:
-            raise PromptError(f"masks hold the negative label {ids[0]} on frame {key}; labels are 0 or more.")
-        out += [MaskPrompt(frame=geo.frame_arg(key), obj_id=int(i), mask=plane == i) for i in ids[ids > 0]]
-    return out
+    planes = ((geo.frame_arg(key), np.asarray(masks[key])) for key in np.ndindex(*geo.leading))
+    return mask_prompts_from_planes(planes, "masks")
 
 
 def check_prompt_set(prompts: PromptSet, geo: Geometry, source: str = "prompts") -> PromptSet:

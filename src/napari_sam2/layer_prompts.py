@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_sam2.engine.prompts import BoxPrompt, MaskPrompt, PointPrompt, PromptSet
+from napari_sam2.engine.prompts import BoxPrompt, MaskPrompt, PointPrompt, PromptSet, mask_prompts_from_planes
 from napari_sam2.errors import PromptError
 
 FrameKey = tuple[int, ...]
@@ -126,14 +126,8 @@ def mask_prompts(labels_layer: Any, *, frame: Any = None, n_leading: int | None 
         keys: Sequence[FrameKey] = [key_of(frame)]
     else:
         keys = [tuple(int(i) for i in k) for k in np.ndindex(*data.shape[:lead])]
-    out = []
-    for key in keys:
-        plane = np.asarray(data[key] if key else data)
-        for obj_id in np.unique(plane):
-            if obj_id == 0:
-                continue
-            out.append(MaskPrompt(frame=session_frame(key) if key else 0, obj_id=int(obj_id), mask=plane == obj_id))
-    return out
+    planes = ((session_frame(key) if key else 0, np.asarray(data[key] if key else data)) for key in keys)
+    return mask_prompts_from_planes(planes, getattr(labels_layer, "name", "labels"))
 
 
 def prompts_from_layers(

@@ -86,7 +86,7 @@ def test_mask_prompts_of_a_whole_label_stack_stay_small(tmp_path):
     """Masks are built on use from compressed frames, not held as frames x labels booleans."""
     import sys
 
-    from napari_sam2.io.prompt_labels import LabelMask
+    from napari_sam2.engine.prompts import LabelMask
 
     rng = np.random.default_rng(0)
     labels = np.zeros((40, 256, 256), np.uint16)

@@ -8,10 +8,15 @@ produce these objects, and :meth:`PromptSet.apply` sends them to a ``VideoSessio
 
 from __future__ import annotations
 
+import threading
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ..errors import PromptError
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,78 @@ class MaskPrompt:
     frame: int
     obj_id: int
     mask: np.ndarray  # bool (Y, X)
+
+
+class CompressedPlane:
+    """One label frame kept zlib-compressed (label images shrink 20-100x); the most recently
+    expanded plane is cached, so the masks of one frame cost a single decompression."""
+
+    _last: tuple["CompressedPlane", np.ndarray] | None = None  # the plane object itself: ids get reused
+    _lock = threading.Lock()
+
+    def __init__(self, plane: np.ndarray) -> None:
+        self.shape = tuple(plane.shape)
+        self.dtype = plane.dtype
+        self._data = zlib.compress(np.ascontiguousarray(plane).tobytes(), 1)
+
+    def array(self) -> np.ndarray:
+        with CompressedPlane._lock:
+            last = CompressedPlane._last
+            if last is not None and last[0] is self:
+                return last[1]
+            plane = np.frombuffer(zlib.decompress(self._data), dtype=self.dtype).reshape(self.shape)
+            CompressedPlane._last = (self, plane)
+            return plane
+
+
+class LabelMask:
+    """The mask ``plane == obj_id``, built only when it is used (``np.asarray(mask)``).
+
+    Keeps mask prompts from a whole label stack (e.g. Cellpose on every frame) at the size of
+    the compressed labels instead of frames x labels x Y x X booleans.
+    """
+
+    ndim = 2
+    dtype = np.dtype(bool)
+
+    def __init__(self, plane: CompressedPlane, obj_id: int) -> None:
+        self.plane = plane
+        self.obj_id = int(obj_id)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.plane.shape
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        mask = self.plane.array() == self.obj_id
+        return mask if dtype is None else mask.astype(dtype)
+
+    def __getattr__(self, name: str) -> Any:  # .sum(), .any(), indexing helpers: act as the array
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(np.asarray(self), name)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self)[key]
+
+
+def mask_prompts_from_planes(planes: Iterable[tuple[Any, np.ndarray]], source: str = "labels") -> list[MaskPrompt]:
+    """One MaskPrompt per nonzero label of each ``(frame, label plane)``.
+
+    Each plane is kept zlib-compressed and each mask is a :class:`LabelMask`, built when the
+    session uses it, so a whole label stack (e.g. Cellpose on every frame) costs the size of its
+    compressed labels, not frames x labels x Y x X booleans. Planes are consumed one at a time.
+    """
+    out: list[MaskPrompt] = []
+    for frame, plane in planes:
+        ids = np.unique(plane)
+        if ids.size and ids[0] < 0:
+            raise PromptError(f"{source}, frame {frame}: label {ids[0]} is negative; labels must be 0 or more.")
+        ids = ids[ids > 0]
+        if ids.size:
+            packed = CompressedPlane(plane)
+            out += [MaskPrompt(frame=frame, obj_id=int(i), mask=LabelMask(packed, int(i))) for i in ids]
+    return out
 
 
 @dataclass
