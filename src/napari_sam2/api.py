@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .layer_prompts import prompts_from_layers
+from .layer_prompts import prompts_from_layers, result_key, session_frame
 from .engine.prompts import BoxPrompt, MaskPrompt, PointPrompt, PromptSet, mask_prompts_from_planes
 from .engine.results import FrameResult
 from .errors import InputError, PromptError
@@ -106,8 +106,7 @@ class Geometry:
 
     def frame_arg(self, key: Sequence[int]) -> Any:
         """The frame argument VideoSession takes: an int with one leading axis, else the tuple."""
-        key = tuple(int(k) for k in key)
-        return key[0] if len(key) == 1 else key
+        return session_frame(key)
 
     def key(self, frame: Any) -> tuple[int, ...]:
         """A PromptSet / VideoSession frame argument -> the tuple of all leading indices."""
@@ -128,9 +127,7 @@ class Geometry:
 
     def result_key(self, result: FrameResult) -> tuple[int, ...]:
         """The leading indices of a FrameResult (its outer ``index`` with ``frame`` at ``axis``)."""
-        outer = [int(i) for i in result.index]
-        outer.insert(self.axis, int(result.frame))
-        return tuple(outer)
+        return result_key(result, self.axis)
 
     def starts(self, prompts: PromptSet) -> dict[tuple[int, ...], int]:
         """Per sequence (outer index), the earliest prompted frame: where propagation starts."""

@@ -40,6 +40,15 @@ def key_of(frame: Any) -> FrameKey:
     return (int(frame),)
 
 
+def result_key(result: Any, axis: int) -> FrameKey:
+    """The frame key of a ``FrameResult``: its outer ``index`` with ``frame`` inserted at ``axis``."""
+    outer = [int(i) for i in getattr(result, "index", ()) or ()]
+    if not outer:
+        return (int(result.frame),)
+    outer.insert(min(int(axis), len(outer)), int(result.frame))
+    return tuple(outer)
+
+
 def round_key(coords: Sequence[float]) -> FrameKey:
     """Leading coordinates of a napari point (data coordinates) -> integer frame key."""
     return tuple(int(np.round(c)) for c in coords)

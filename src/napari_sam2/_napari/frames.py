@@ -13,19 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from napari_sam2.layer_prompts import FrameKey, key_of, round_key, session_frame  # noqa: F401
+from napari_sam2.layer_prompts import FrameKey, key_of, result_key, round_key, session_frame  # noqa: F401
 
 _TIME_NAMES = ("t", "time", "frame", "frames")
 _Z_NAMES = ("z", "depth", "slice", "plane")
-
-
-def result_key(result: Any, axis: int) -> FrameKey:
-    """The frame key of a ``FrameResult``: its outer ``index`` with ``frame`` inserted at ``axis``."""
-    outer = [int(i) for i in getattr(result, "index", ()) or ()]
-    if not outer:
-        return (int(result.frame),)
-    outer.insert(min(int(axis), len(outer)), int(result.frame))
-    return tuple(outer)
 
 
 def default_axis(axis_labels: Sequence[str] | None, n_leading: int) -> int:

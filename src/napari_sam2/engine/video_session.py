@@ -354,7 +354,8 @@ class VideoSession:
             res = clip.result(f, return_logits=return_logits)
         if obj_ids is None:
             return res
-        rows = [i for i, o in enumerate(res.obj_ids) if o in set(int(x) for x in obj_ids)]
+        wanted = {int(x) for x in obj_ids}
+        rows = [i for i, o in enumerate(res.obj_ids) if o in wanted]
         pick = lambda a: None if a is None else a[rows]  # noqa: E731
         return FrameResult(
             frame=res.frame, obj_ids=tuple(res.obj_ids[i] for i in rows), masks=res.masks[rows],
