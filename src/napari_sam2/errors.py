@@ -27,5 +27,9 @@ class PromptError(Sam2Error):
     """A prompt (point, box, mask, object id, frame index) is invalid."""
 
 
+class BusyError(Sam2Error):
+    """The session is already running a propagation; finish, cancel or close it first."""
+
+
 class DownloadError(Sam2Error):
     """A checkpoint could not be downloaded; the message says how to get it by hand."""

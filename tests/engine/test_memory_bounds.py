@@ -1,5 +1,5 @@
-"""What goes beyond the official predictor (pruning, batching, caching) changes no result,
-and per-object state stays bounded however long the stack is."""
+"""What goes beyond the official predictor (moving history off the device, batching, caching)
+changes no result, and device state per object stays bounded however long the stack is."""
 
 from __future__ import annotations
 
@@ -18,18 +18,28 @@ def prompts(s):
 
 
 def test_memory_pruning_changes_no_result(model, make_stack, monkeypatch):
+    """Moving frames off the device (to RAM, or straight to the spill file) is bit-exact."""
     stack = make_stack(30)
-    pruned = VideoSession(model, stack)
-    prompts(pruned)
-    a = {(r.frame, i): r.logits for i, r in enumerate(pruned.propagate("both", return_logits=True))}
-    monkeypatch.setattr(ObjectTrack, "prune", lambda self, position: None)
+    runs = {}
+    for name, ram in (("ram", 2**30), ("disk", 0)):
+        pruned = VideoSession(model, stack, history_ram_bytes=ram)
+        prompts(pruned)
+        runs[name] = {(r.frame, i): r.logits for i, r in enumerate(pruned.propagate("both", return_logits=True))}
+        runs[name + "_bytes"] = pruned.state_bytes
+        runs[name + "_history"] = pruned.history_bytes
+    monkeypatch.setattr(ObjectTrack, "prune", lambda self, position, max_cond: None)
     full = VideoSession(model, stack)
     prompts(full)
     b = {(r.frame, i): r.logits for i, r in enumerate(full.propagate("both", return_logits=True))}
-    assert a.keys() == b.keys()
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k])
-    assert pruned.state_bytes < 0.6 * full.state_bytes
+    for name in ("ram", "disk"):
+        a = runs[name]
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+        assert runs[name + "_bytes"] < 0.6 * full.state_bytes
+    assert runs["ram_history"]["ram"] > 0 and runs["ram_history"]["disk"] == 0
+    assert runs["disk_history"]["ram"] == 0 and runs["disk_history"]["disk"] > 0
+    assert full.history_bytes == {"ram": 0, "disk": 0}
 
 
 def test_object_batching_matches_objects_run_one_by_one(model, make_stack, monkeypatch):
@@ -77,16 +87,17 @@ def test_image_encoder_runs_once_per_frame_whatever_the_number_of_objects(model,
 def test_per_object_state_is_bounded(model, make_stack, n_frames):
     s = VideoSession(model, np.repeat(make_stack(4), n_frames // 4, axis=0))
     s.add_points(0, 1, [[36, 20]], [1])
-    sizes = []
+    sizes, device_bytes = [], []
     for r in s.propagate():
         tr = s._clip(()).tracks[1]
-        sizes.append(len(tr.non_cond))
-    # 15 pointers behind the tracking position plus 15 after the prompted frame, whatever the length
-    assert max(sizes) <= 2 * (memory_bank.MAX_OBJ_PTRS - 1) + 1
-    assert sizes[-1] == sizes[39]
+        sizes.append(len(tr.non_cond.hot))
+        device_bytes.append(s.state_bytes)
+    # on the device: the 15 pointer frames behind the tracking position, whatever the length
+    assert max(sizes) == memory_bank.MAX_OBJ_PTRS
+    assert sizes[-1] == sizes[39] and device_bytes[-1] == device_bytes[39]
     held = s._clip(()).tracks[1]
-    with_mem = [f for f, st in held.non_cond.items() if st.maskmem is not None]
-    assert len(with_mem) <= 2 * (memory_bank.NUM_MASKMEM - 1) + 1
+    # ... and every tracked frame is still held (off the device), as in the official predictor
+    assert held.non_cond.frames() == list(range(1, n_frames))
 
 
 def test_feature_cache_respects_its_budget(model, make_stack):

@@ -68,11 +68,26 @@ def test_uint16_uses_one_intensity_range_for_the_whole_stack(model, make_stack):
 
 
 def test_float_data_with_some_nans_works(model, make_stack):
+    """NaN pixels count as the stack's darkest value: the same as the stack with them filled in."""
     st = make_stack(dtype=np.float32)
     st[:, :5, :5] = np.nan
     s = VideoSession(model, st)
-    r = s.add_points(0, 1, [[36, 20]], [1])
-    assert r.masks.any()
+    lo, hi = s.intensity_range
+    assert np.isfinite([lo, hi]).all() and lo < hi
+    x = np.asarray(s._clip(()).source.get(0))
+    assert np.isfinite(x).all()
+    filled = VideoSession(model, np.where(np.isnan(st), lo, st), intensity_range=(lo, hi))
+    np.testing.assert_array_equal(x, np.asarray(filled._clip(()).source.get(0)))
+    r = s.add_points(0, 1, [[36, 20]], [1], return_logits=True)
+    f = filled.add_points(0, 1, [[36, 20]], [1], return_logits=True)
+    assert r.masks.shape == (1, 72, 96) and np.isfinite(r.logits).all() and np.isfinite(r.scores).all()
+    np.testing.assert_array_equal(r.masks, f.masks)
+    np.testing.assert_array_equal(r.logits, f.logits)
+    tracked = list(s.propagate(stop=3))
+    for a, b in zip(tracked, filled.propagate(stop=3), strict=True):
+        np.testing.assert_array_equal(a.masks, b.masks, err_msg=f"frame {a.frame}")
+        assert np.isfinite(a.scores).all()
+    assert [t.frame for t in tracked] == [0, 1, 2, 3]
 
 
 def test_grayscale_becomes_three_channels_and_channel_can_be_chosen(model, stack):
@@ -111,11 +126,11 @@ def test_layout_guess_follows_napari():
         (lambda s: s.add_points(-1, 1, [[30, 20]], [1]), "outside the stack"),
         (lambda s: s.add_points(0, 1, [[30, 20]], [1, 0]), "one label per point"),
         (lambda s: s.add_points(0, 1, [[30, 20]], [2]), "1 .positive. or 0"),
-        (lambda s: s.add_points(0, 0, [[30, 20]], [1]), "positive integers"),
+        (lambda s: s.add_points(0, 0, [[30, 20]], [1]), "integers from 1 to 4294967295"),
         (lambda s: s.add_points(0.5, 1, [[30, 20]], [1]), "not an integer"),
         (lambda s: s.add_box(0, 1, (10, 10, 10, 40)), "zero area"),
         (lambda s: s.add_box(0, 1, (80, 10, 90, 40)), "lies outside the 72 x 96 image"),
-        (lambda s: s.add_mask(0, 1, np.zeros((72, 96), bool)), "mask is empty"),
+        (lambda s: s.add_mask(0, 1, np.full((72, 96), 5, np.uint8)), "only 0 and 1"),
         (lambda s: s.add_mask(0, 1, np.ones((10, 10), bool)), "shape"),
         (lambda s: s.remove_object(5), "no object 5"),
         (lambda s: s.clear_prompts(0, 5), "no object 5"),
@@ -152,7 +167,9 @@ def test_bad_intensity_range(model, stack):
 
 def test_list_of_frames_is_accepted(model, stack):
     s = VideoSession(model, list(stack[:4]))
-    assert s.num_frames == 4
+    assert s.num_frames == 4 and s.frame_shape == (72, 96)
+    a = VideoSession(model, stack[:4])
+    np.testing.assert_array_equal(s.add_points(1, 1, [[36, 24]], [1]).masks, a.add_points(1, 1, [[36, 24]], [1]).masks)
 
 
 def test_laptop_mode_runs_at_lower_internal_size_and_returns_full_resolution(stack):

@@ -21,7 +21,8 @@ from ..model.image_encoder import ImageFeatures
 from ..model.sam2 import NO_OBJ_SCORE, HeadsOutput, Sam2Model
 from .feature_cache import FeatureCache
 from .frames import FrameSource
-from .memory_bank import FrameState, MemoryPlan, ObjectTrack, plan_memory, stored_state
+from .history import HistoryStore
+from .memory_bank import FrameState, ObjectTrack, plan_memory, stored_state
 from .postprocess import fill_holes
 from .results import FrameResult
 
@@ -29,8 +30,11 @@ from .results import FrameResult
 class Clip:
     def __init__(self, model: Sam2Model, source: FrameSource, frame_hw: tuple[int, int],
                  fill_hole_area: int, corrections_as_conditioning: bool,
-                 feature_budget: int, index: tuple[int, ...] = ()) -> None:
+                 feature_budget: int, store: HistoryStore, max_cond_frames: int = -1,
+                 index: tuple[int, ...] = ()) -> None:
         self.model = model
+        self.store = store
+        self.max_cond = max_cond_frames
         self.source = source
         self.hw = frame_hw
         self.fill_hole_area = fill_hole_area
@@ -60,12 +64,13 @@ class Clip:
     # ---------------------------------------------------------------- prompting
     def track(self, obj_id: int) -> ObjectTrack:
         if obj_id not in self.tracks:
-            self.tracks[obj_id] = ObjectTrack(obj_id)
+            self.tracks[obj_id] = ObjectTrack(obj_id, self.num_frames, self.store, self.model.device)
         return self.tracks[obj_id]
 
     def _prompt_kind(self, tr: ObjectTrack, frame: int) -> tuple[bool, bool, bool]:
-        is_init = frame not in tr.tracked
-        reverse = False if is_init else tr.tracked[frame]
+        tracked = tr.tracked_reverse(frame)
+        is_init = tracked is None
+        reverse = bool(tracked)
         is_cond = is_init or self.corrections_as_conditioning
         return is_init, reverse, is_cond
 
@@ -150,10 +155,13 @@ class Clip:
             self._mem_pos = pe.encoding(h, w, feats.vision.device)[None]
         return self._mem_pos
 
+    def _plan(self, track: ObjectTrack, frame: int, reverse: bool):
+        return plan_memory(track, frame, reverse, self.num_frames, self.model.is_v21, self.max_cond)
+
     def _conditioned(self, feats: ImageFeatures, tracks: list[ObjectTrack], frame: int,
                      reverse: bool) -> torch.Tensor:
         """Memory attention for objects that share one memory layout."""
-        plans = [plan_memory(t, frame, reverse, self.num_frames, self.model.is_v21) for t in tracks]
+        plans = [self._plan(t, frame, reverse) for t in tracks]
         plan = plans[0]
         mems, ptrs = [], []
         for tr, pl in zip(tracks, plans):
@@ -191,14 +199,17 @@ class Clip:
         """Encode the memories of prompted frames and make them part of the tracks."""
         for tr in self.tracks.values():
             for is_cond in (False, True):
-                target = tr.cond if is_cond else tr.non_cond
                 for frame, st in tr.pending(is_cond).items():
                     if st.maskmem is None:
                         st.maskmem = self._encode_prompt_memory(frame, st)
-                    target[frame] = st
+                    if is_cond:
+                        tr.add_cond(frame, st)
+                    else:
+                        tr.non_cond[frame] = st
                 tr.pending(is_cond).clear()
-            for frame in tr.cond:
-                tr.non_cond.pop(frame, None)
+            for frame in tr.cond_frames():  # a conditioning frame's output wins over a later correction
+                if frame in tr.non_cond:
+                    tr.non_cond.pop(frame)
 
     # -------------------------------------------------------------- propagation
     @torch.inference_mode()
@@ -215,13 +226,13 @@ class Clip:
                 feats = self.feats(frame)
                 groups: dict[tuple, list[ObjectTrack]] = {}
                 for t in todo:
-                    key = plan_memory(t, frame, reverse, self.num_frames, self.model.is_v21).layout
+                    key = self._plan(t, frame, reverse).layout
                     groups.setdefault(key, []).append(t)
                 for group in groups.values():
                     self._track_group(feats, group, frame, reverse)
             for t in tracks:
-                t.tracked[frame] = reverse
-                t.prune(frame)
+                t.mark_tracked(frame, reverse)
+                t.prune(frame, self.max_cond)
             if skip_first and i == 0:
                 continue
             yield self.result(frame, return_logits=return_logits)

@@ -1,21 +1,22 @@
-"""Per-object tracking state: prompts, conditioning outputs, and a bounded memory bank.
+"""Per-object tracking state: prompts, conditioning outputs, and the memories attention uses.
 
-The bookkeeping follows the official SAM 2 video predictor (prompted outputs wait in a
-"pending" area until propagation encodes their memory; conditioning frames are reused,
-tracked frames are overwritten when tracked again), but frames whose memories attention
-can no longer reach are dropped: only conditioning frames, the last ``NUM_MASKMEM - 1``
-memories and ``MAX_OBJ_PTRS - 1`` pointers around the tracking position, and the same
-window around each conditioning frame (so a later pass starting from a prompt sees
-exactly what the official predictor would) are kept.
+The bookkeeping follows the official SAM 2 video predictor: prompted outputs wait in a
+"pending" area until propagation encodes their memory; conditioning frames are reused, tracked
+frames are overwritten when tracked again, and every output is kept for the whole session, so a
+later correction or re-propagation anywhere sees the same history as the official predictor.
+Only frames near the tracking position stay on the device; the rest live in the session's
+:class:`~.history.HistoryStore` (RAM under a budget, then a temporary file).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
+import numpy as np
 import torch
 
 from ..model.sam2 import MAX_OBJ_PTRS, NUM_MASKMEM
+from .history import FrameStates, HistoryStore
 
 
 @dataclass
@@ -34,25 +35,71 @@ class FrameState:
 
     @property
     def nbytes(self) -> int:
-        ts = [self.low_res, self.obj_ptr, self.maskmem, self.candidates]
-        return sum(t.numel() * t.element_size() for t in ts if t is not None)
+        ts = [getattr(self, f.name) for f in fields(self)]
+        return sum(t.numel() * t.element_size() for t in ts if isinstance(t, torch.Tensor))
+
+    def to_device(self, device: torch.device) -> "FrameState":
+        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
+                 if isinstance(getattr(self, f.name), torch.Tensor)}
+        return replace(self, **moved)
 
 
-@dataclass
 class ObjectTrack:
     """Everything one object owns in one sequence."""
 
-    obj_id: int
-    points: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    masks: dict[int, torch.Tensor] = field(default_factory=dict)
-    cond: dict[int, FrameState] = field(default_factory=dict)
-    non_cond: dict[int, FrameState] = field(default_factory=dict)
-    pending_cond: dict[int, FrameState] = field(default_factory=dict)
-    pending_non_cond: dict[int, FrameState] = field(default_factory=dict)
-    tracked: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse
+    def __init__(self, obj_id: int, num_frames: int, store: HistoryStore, device: torch.device) -> None:
+        self.obj_id = obj_id
+        self.points: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.masks: dict[int, torch.Tensor] = {}
+        self.cond = FrameStates(num_frames, store, device)
+        self.cond_order: dict[int, None] = {}  # conditioning frames in the order they were added
+        self.non_cond = FrameStates(num_frames, store, device)
+        self.pending_cond: dict[int, FrameState] = {}
+        self.pending_non_cond: dict[int, FrameState] = {}
+        # per frame: -1 never tracked, 0 tracked forward, 1 tracked in reverse
+        self._direction = np.full(num_frames, -1, np.int8)
 
+    # ------------------------------------------------------------- prompts
     def pending(self, is_cond: bool) -> dict[int, FrameState]:
         return self.pending_cond if is_cond else self.pending_non_cond
+
+    @property
+    def has_prompts(self) -> bool:
+        return bool(self.points or self.masks)
+
+    def clear_prompts(self, frame: int) -> None:
+        """Forget the prompts on ``frame``; its output stays as an ordinary tracked frame."""
+        self.points.pop(frame, None)
+        self.masks.pop(frame, None)
+        self.pending_cond.pop(frame, None)
+        self.pending_non_cond.pop(frame, None)
+        st = self.cond.pop(frame, None)
+        self.cond_order.pop(frame, None)
+        if st is not None:
+            self.non_cond[frame] = st
+
+    def release(self) -> None:
+        """Give back everything held in the session's history store."""
+        self.cond.clear()
+        self.non_cond.clear()
+        self.cond_order.clear()
+
+    # -------------------------------------------------------------- outputs
+    def add_cond(self, frame: int, state: FrameState) -> None:
+        self.cond[frame] = state
+        self.cond_order.setdefault(frame, None)
+        self.non_cond.pop(frame, None)
+
+    def cond_frames(self) -> list[int]:
+        return list(self.cond_order)
+
+    def tracked_reverse(self, frame: int) -> bool | None:
+        """None if the object was never tracked on ``frame``, else whether it was in reverse."""
+        d = int(self._direction[frame])
+        return None if d < 0 else bool(d)
+
+    def mark_tracked(self, frame: int, reverse: bool) -> None:
+        self._direction[frame] = int(reverse)
 
     def output(self, frame: int, is_cond: bool | None = None) -> FrameState | None:
         """The latest output on ``frame``: pending first, then conditioning, then tracked."""
@@ -63,28 +110,35 @@ class ObjectTrack:
                 return st
         return self.cond.get(frame) or self.non_cond.get(frame)
 
-    @property
-    def has_prompts(self) -> bool:
-        return bool(self.cond or self.pending_cond)
-
-    def prune(self, position: int) -> None:
-        """Drop tracked outputs that no future attention step can use."""
-        keep_ptr = MAX_OBJ_PTRS - 1
-        keep_mem = NUM_MASKMEM - 1
-        anchors = [position, *self.cond]
-        for t in list(self.non_cond):
-            dist = min(abs(t - a) for a in anchors)
-            if dist > keep_ptr:
-                del self.non_cond[t]
-            elif dist > keep_mem and self.non_cond[t].maskmem is not None:
-                st = self.non_cond[t]
-                st.maskmem = None
-                st.candidates = None
+    def prune(self, position: int, max_cond: int) -> None:
+        """Move states that the next steps will not attend to off the device (nothing is lost)."""
+        self.non_cond.cool(lambda t: abs(t - position) < MAX_OBJ_PTRS)
+        if max_cond >= 0:
+            near = set(closest_cond_frames(position, self.cond_frames(), max_cond)[0])
+            self.cond.cool(near.__contains__)
 
     @property
     def nbytes(self) -> int:
-        dicts = (self.cond, self.non_cond, self.pending_cond, self.pending_non_cond)
-        return sum(st.nbytes for d in dicts for st in d.values())
+        """Bytes held on the device (pending outputs and the hot part of the history)."""
+        pend = sum(st.nbytes for d in (self.pending_cond, self.pending_non_cond) for st in d.values())
+        return pend + self.cond.hot_bytes + self.non_cond.hot_bytes
+
+
+def closest_cond_frames(frame: int, cond: list[int], max_cond: int) -> tuple[list[int], list[int]]:
+    """The official ``max_cond_frames_in_attn`` rule: (selected, unselected) conditioning frames.
+
+    With ``max_cond`` < 0 or few enough frames, all are selected. Otherwise the closest one
+    before ``frame``, the closest one at or after it, then the temporally closest others.
+    """
+    if max_cond < 0 or len(cond) <= max_cond:
+        return list(cond), []
+    before = [t for t in cond if t < frame]
+    after = [t for t in cond if t >= frame]
+    chosen = ([max(before)] if before else []) + ([min(after)] if after else [])
+    rest = sorted((t for t in cond if t not in chosen), key=lambda t: abs(t - frame))
+    chosen += rest[: max(max_cond - len(chosen), 0)]
+    taken = set(chosen)
+    return chosen, [t for t in cond if t not in taken]
 
 
 @dataclass(frozen=True)
@@ -101,33 +155,44 @@ class MemoryPlan:
         return tuple(p for p, _ in self.memories), tuple(p for p, _ in self.pointers), self.t_diff_max
 
 
+def pointer_scale(num_frames: int) -> int:
+    """Divisor of the pointers' temporal positions: ``min(T, 16) - 1`` as the official predictor,
+    but at least 1, so a one-frame sequence gets finite scores (the official code divides by 0)."""
+    return max(min(num_frames, MAX_OBJ_PTRS) - 1, 1)
+
+
 def plan_memory(track: ObjectTrack, frame: int, reverse: bool, num_frames: int,
-                is_v21: bool) -> MemoryPlan:
-    """SAM 2's memory selection (all conditioning frames, the 6 previous frames in the
-    direction of travel, object pointers of past conditioning frames and up to 15 previous
-    frames). Frames that are not stored are skipped, as in the official predictor."""
-    cond = track.cond
-    memories: list[tuple[int, int]] = [(0, t) for t in cond]
+                is_v21: bool, max_cond: int = -1) -> MemoryPlan:
+    """SAM 2's memory selection: the (closest ``max_cond``) conditioning frames, the 6 previous
+    frames in the direction of travel (an unselected conditioning frame counts as one), pointers
+    of past selected conditioning frames and of up to 15 previous frames."""
+    selected, unselected = closest_cond_frames(frame, track.cond_frames(), max_cond)
+    spare = set(unselected)
+
+    def held(t: int) -> bool:
+        return t in track.non_cond or t in spare
+
+    memories: list[tuple[int, int]] = [(0, t) for t in selected]
     for t_pos in range(1, NUM_MASKMEM):
         t_rel = NUM_MASKMEM - t_pos
         prev = frame + t_rel if reverse else frame - t_rel
-        st = track.non_cond.get(prev)
-        if st is not None and st.maskmem is not None:
+        if held(prev):
             memories.append((t_pos, prev))
-    max_ptrs = min(num_frames, MAX_OBJ_PTRS)
     sign = -1 if reverse else 1
     pointers: list[tuple[int, int]] = []
-    for t in cond:
+    for t in selected:
         if (t >= frame) if reverse else (t <= frame):
             pointers.append(((frame - t) * sign if is_v21 else abs(frame - t), t))
-    for t_diff in range(1, max_ptrs):
+    for t_diff in range(1, min(num_frames, MAX_OBJ_PTRS)):
         t = frame + t_diff if reverse else frame - t_diff
         if t < 0 or t >= num_frames:
             break
-        if t in track.non_cond:
+        if held(t):
             pointers.append((t_diff, t))
-    return MemoryPlan(tuple(memories), tuple(pointers), max_ptrs - 1)
+    return MemoryPlan(tuple(memories), tuple(pointers), pointer_scale(num_frames))
 
 
 def stored_state(track: ObjectTrack, frame: int) -> FrameState:
-    return track.cond[frame] if frame in track.cond else track.non_cond[frame]
+    """A memory frame of a plan: a tracked output, else an (unselected) conditioning one."""
+    st = track.non_cond.get(frame)
+    return st if st is not None else track.cond[frame]

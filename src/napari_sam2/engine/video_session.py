@@ -14,13 +14,16 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from ..errors import InputError, PromptError
+from ..errors import BusyError, InputError, PromptError
 from ..model.sam2 import Sam2Model
 from .clip import Clip
+from .history import HistoryStore
+from .prompt_checks import as_labels, as_points, checked_box, show, visit_range
 from .frames import FrameSource, StackLayout, as_array_like, guess_layout, stack_intensity_range
 from .results import FrameResult
 
 Frame = int | Sequence[int]
+MAX_OBJ_ID = 2**32 - 1  # label values: napari's and TIFF's uint32 labels hold every id
 
 
 class VideoSession:
@@ -46,6 +49,16 @@ class VideoSession:
         frames, so they stick when propagating again (official
         ``add_all_frames_to_correct_as_cond``). ``False`` restores the official default.
     feature_cache_bytes : budget for cached image features, per sequence (64 MiB: four 1024-px frames of the tiny model; enough to revisit nearby frames without re-encoding).
+    max_cond_frames_in_attn : attend to at most this many conditioning frames (prompted or
+        corrected frames), the temporally closest ones, as the official
+        ``max_cond_frames_in_attn``; the others act as ordinary memories. Default 16, so that a
+        user correcting hundreds of frames keeps a bounded cost per frame; -1 uses all (the
+        official default, and what the parity fixtures use). Must be -1 or at least 2.
+    history_ram_bytes : host RAM for the outputs of frames that are off the device (every
+        tracked frame is kept, as in the official predictor, so corrections and re-propagation
+        from any frame are exact). Beyond it, the oldest go to an anonymous temporary file in
+        ``spill_dir`` (default the system's temporary folder), deleted with the session. Default
+        1 GiB: about 1,300 object-frames at 1024 px, 5,000 at 512 px.
     """
 
     def __init__(
@@ -60,7 +73,18 @@ class VideoSession:
         fill_hole_area: int = 8,
         corrections_as_conditioning: bool = True,
         feature_cache_bytes: int = 64 * 2**20,
+        max_cond_frames_in_attn: int = 16,
+        history_ram_bytes: int = 2**30,
+        spill_dir: str | None = None,
     ) -> None:
+        if int(max_cond_frames_in_attn) != max_cond_frames_in_attn or not (
+            max_cond_frames_in_attn == -1 or max_cond_frames_in_attn >= 2
+        ):
+            raise InputError(
+                f"max_cond_frames_in_attn must be -1 (all) or at least 2; got {max_cond_frames_in_attn!r}."
+            )
+        if int(history_ram_bytes) < 0:
+            raise InputError(f"history_ram_bytes must be 0 or more; got {history_ram_bytes!r}.")
         self.model = model
         self.data = as_array_like(frames)
         self.layout: StackLayout = guess_layout(self.data, axis, rgb, channel)
@@ -73,6 +97,9 @@ class VideoSession:
         self.fill_hole_area = int(fill_hole_area)
         self.corrections_as_conditioning = bool(corrections_as_conditioning)
         self.feature_cache_bytes = int(feature_cache_bytes)
+        self.max_cond_frames_in_attn = int(max_cond_frames_in_attn)
+        self._history = HistoryStore(int(history_ram_bytes), spill_dir)
+        self._running = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-sam2-frames")
         self._clips: dict[tuple[int, ...], Clip] = {}
         self._lock = threading.RLock()
@@ -109,7 +136,8 @@ class VideoSession:
             src = FrameSource(self.data, self.layout, outer, self.model.image_size,
                               self.intensity_range, self.channel, self._executor)
             self._clips[outer] = Clip(self.model, src, self.frame_shape, self.fill_hole_area,
-                                      self.corrections_as_conditioning, self.feature_cache_bytes, outer)
+                                      self.corrections_as_conditioning, self.feature_cache_bytes,
+                                      self._history, self.max_cond_frames_in_attn, outer)
         return self._clips[outer]
 
     def _locate(self, frame: Frame) -> tuple[Clip, int]:
@@ -123,14 +151,18 @@ class VideoSession:
 
     @staticmethod
     def _obj(obj_id: Any) -> int:
-        if isinstance(obj_id, (bool, np.bool_)) or int(obj_id) != obj_id or int(obj_id) < 1:
-            raise PromptError(f"Object ids are positive integers (label values); got {obj_id!r}.")
+        try:
+            ok = not isinstance(obj_id, (bool, np.bool_)) and int(obj_id) == obj_id and 1 <= int(obj_id) <= MAX_OBJ_ID
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise PromptError(f"Object ids are integers from 1 to {MAX_OBJ_ID} (label values); got {show(obj_id)}.")
         return int(obj_id)
 
     def _model_xy(self, rc: np.ndarray, what: str) -> torch.Tensor:
         """(N, 2) (row, col) -> (N, 2) (x, y) model-input pixels, checking the bounds."""
         h, w = self.frame_shape
-        rc = np.asarray(rc, dtype=np.float64).reshape(-1, 2)
+        rc = as_points(rc, what)
         if not np.all(np.isfinite(rc)):
             raise PromptError(f"The {what} has non-finite coordinates.")
         bad = (rc[:, 0] < -0.5) | (rc[:, 0] > h - 0.5) | (rc[:, 1] < -0.5) | (rc[:, 1] > w - 0.5)
@@ -152,14 +184,10 @@ class VideoSession:
         Returns the masks of all objects on that frame.
         """
         obj_id = self._obj(obj_id)
-        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2) if points is not None else np.zeros((0, 2))
-        lbl = np.asarray(labels if labels is not None else [], dtype=np.int64).reshape(-1)
+        pts = as_points(points, "point") if points is not None else np.zeros((0, 2))
         if len(pts) == 0:
             raise PromptError("add_points needs at least one point.")
-        if len(lbl) != len(pts):
-            raise PromptError(f"Got {len(pts)} points but {len(lbl)} labels; give one label per point.")
-        if not np.isin(lbl, (0, 1)).all():
-            raise PromptError("Point labels must be 1 (positive) or 0 (negative).")
+        lbl = as_labels(labels, len(pts))
         with self._lock:
             clip, f = self._locate(frame)
             xy = self._model_xy(pts, "point")
@@ -172,44 +200,38 @@ class VideoSession:
         A box reaching past the image border is clipped to it; one entirely outside is refused.
         """
         obj_id = self._obj(obj_id)
-        b = np.asarray(box, dtype=np.float64).reshape(-1)
-        if b.size != 4:
-            raise PromptError(f"A box is (row0, col0, row1, col1); got {box!r}.")
-        if not np.all(np.isfinite(b)):
-            raise PromptError(f"The box {tuple(b)} has non-finite coordinates.")
-        r0, r1 = sorted(b[[0, 2]])
-        c0, c1 = sorted(b[[1, 3]])
-        if r1 - r0 <= 0 or c1 - c0 <= 0:
-            raise PromptError(f"The box {tuple(b)} has zero area; drag a rectangle around the object.")
-        h, w = self.frame_shape
-        if r1 < -0.5 or c1 < -0.5 or r0 > h - 0.5 or c0 > w - 0.5:
-            raise PromptError(f"The box {tuple(b)} lies outside the {h} x {w} image.")
-        # a box drawn past the border is clipped to the image, as users draw them in napari
-        r0, r1 = np.clip([r0, r1], -0.5, h - 0.5)
-        c0, c1 = np.clip([c0, c1], -0.5, w - 0.5)
-        corners = np.array([[r0, c0], [r1, c1]])
+        corners = checked_box(box, self.frame_shape)
         with self._lock:
             clip, f = self._locate(frame)
             xy = self._model_xy(corners, "box")
             lbl = torch.tensor([2, 3], dtype=torch.int32)
-            if points is not None and len(points):
-                pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-                pl = np.asarray(labels, dtype=np.int64).reshape(-1)
-                if len(pl) != len(pts) or not np.isin(pl, (0, 1)).all():
-                    raise PromptError("Give one label (1 or 0) per point added with the box.")
+            pts = as_points(points, "point") if points is not None else np.zeros((0, 2))
+            if len(pts):
+                pl = as_labels(labels, len(pts))
                 xy = torch.cat([xy, self._model_xy(pts, "point")])
                 lbl = torch.cat([lbl, torch.as_tensor(pl, dtype=torch.int32)])
             return clip.add_points(f, obj_id, xy, lbl, clear=True, return_logits=return_logits)
 
     def add_mask(self, frame: Frame, obj_id: int, mask: np.ndarray, *, return_logits: bool = False) -> FrameResult:
-        """A (Y, X) boolean mask as the object's segmentation on that frame."""
+        """A (Y, X) mask (bool, or 0/1) as the object's segmentation on that frame.
+
+        An all-False mask is a valid prompt, as in SAM 2: "the object is not on this frame"
+        (it is tracked as absent until it is seen again).
+        """
         obj_id = self._obj(obj_id)
         m = np.asarray(mask)
         if m.shape != self.frame_shape:
             raise PromptError(f"The mask has shape {m.shape}; frames are {self.frame_shape}.")
+        if m.dtype != bool:
+            if not np.issubdtype(m.dtype, np.number):
+                raise PromptError(f"A mask is boolean (or 0/1); got dtype {m.dtype}.")
+            values = np.unique(m)
+            if not np.isin(values, (0, 1)).all():
+                raise PromptError(
+                    f"A mask holds only 0 and 1 (or True/False); this one has values {show(values[:5])}. "
+                    "For a label image, pass (labels == obj_id)."
+                )
         m = m.astype(bool)
-        if not m.any():
-            raise PromptError("The mask is empty; paint the object, or use clear_prompts / remove_object.")
         with self._lock:
             clip, f = self._locate(frame)
             return clip.add_mask(f, obj_id, torch.from_numpy(m), return_logits)
@@ -242,7 +264,7 @@ class VideoSession:
             if not found:
                 raise PromptError(f"There is no object {obj_id}; objects: {self.obj_ids or 'none'}.")
             for clip in found:
-                del clip.tracks[obj_id]
+                clip.tracks.pop(obj_id).release()
 
     def clear_prompts(self, frame: Frame, obj_id: int | None = None) -> None:
         """Remove the prompts on a frame (of one object, or of all objects).
@@ -259,20 +281,16 @@ class VideoSession:
             for oid, tr in list(clip.tracks.items()):
                 if obj_id is not None and oid != obj_id:
                     continue
-                tr.points.pop(f, None)
-                tr.masks.pop(f, None)
-                for d in (tr.pending_cond, tr.pending_non_cond):
-                    d.pop(f, None)
-                st = tr.cond.pop(f, None)
-                if st is not None:
-                    tr.non_cond[f] = st
-                if not tr.points and not tr.masks:
-                    del clip.tracks[oid]
+                tr.clear_prompts(f)
+                if not tr.has_prompts:
+                    clip.tracks.pop(oid).release()
 
     def reset(self) -> None:
         """Forget all objects, prompts and memories (cached image features are kept)."""
         with self._lock:
             for clip in self._clips.values():
+                for tr in clip.tracks.values():
+                    tr.release()
                 clip.tracks.clear()
 
     # ------------------------------------------------------------- propagation
@@ -290,41 +308,46 @@ class VideoSession:
         ``direction``: "forward", "backward" or "both" (forward, then backward from the same
         start; the start frame is yielded once). ``start``: default the earliest prompted
         frame (as the official predictor). ``stop``: the last frame to visit (inclusive);
-        for "both" a pair (first, last). Stops before the next frame when ``cancel`` is set
-        or the caller stops iterating; everything finished so far is kept.
+        for "both" a pair (first, last) around the start. Stops before the next frame when
+        ``cancel`` is set or the caller stops iterating; everything finished so far is kept.
+        One propagation runs at a time per session: a second one while another is unfinished
+        raises :class:`~napari_sam2.errors.BusyError` (close or exhaust the first iterator).
         """
         if direction not in ("forward", "backward", "both"):
             raise PromptError(f"direction must be 'forward', 'backward' or 'both', not {direction!r}.")
         with self._lock:
+            if self._running:
+                raise BusyError(
+                    "A propagation is already running on this session: let it finish, cancel it, or close "
+                    "its iterator (.close()) before starting another."
+                )
             clips = self._ready_clips(start)
-        for clip, first in clips:
-            n = self.num_frames
-            lo, hi = 0, n - 1
-            if stop is not None:
-                if direction == "both":
-                    lo, hi = (int(v) for v in stop)  # type: ignore[union-attr]
-                elif direction == "forward":
-                    hi = int(stop)  # type: ignore[arg-type]
-                else:
-                    lo = int(stop)  # type: ignore[arg-type]
-                lo, hi = max(lo, 0), min(hi, n - 1)
-            if direction in ("forward", "both"):
-                yield from self._run(clip, list(range(first, hi + 1)), False, cancel, return_logits)
-            if direction in ("backward", "both"):
-                if cancel is not None and cancel.is_set():
-                    return
-                order = list(range(first, lo - 1, -1)) if first > 0 else []
-                yield from self._run(clip, order, True, cancel, return_logits, skip_first=direction == "both")
+            ranges = [visit_range(direction, first, stop, self.num_frames) for _, first in clips]
+            self._running = True
+        try:
+            for (clip, first), (lo, hi) in zip(clips, ranges):
+                if direction in ("forward", "both"):
+                    yield from self._run(clip, list(range(first, hi + 1)), False, cancel, return_logits)
+                if direction in ("backward", "both"):
+                    if cancel is not None and cancel.is_set():
+                        return
+                    yield from self._run(clip, list(range(first, lo - 1, -1)), True, cancel, return_logits,
+                                         skip_first=direction == "both")
+        finally:
+            self._running = False
 
     def _run(self, clip: Clip, order, reverse, cancel, return_logits, skip_first=False):
         gen = clip.propagate(order, reverse, cancel, return_logits, skip_first)
-        while True:
-            with self._lock:
-                try:
-                    result = next(gen)
-                except StopIteration:
-                    return
-            yield result
+        try:
+            while True:
+                with self._lock:
+                    try:
+                        result = next(gen)
+                    except StopIteration:
+                        return
+                yield result
+        finally:
+            gen.close()
 
     def _ready_clips(self, start: Frame | None) -> list[tuple[Clip, int]]:
         clips = [(idx, c) for idx, c in sorted(self._clips.items()) if c.tracks]
@@ -339,7 +362,7 @@ class VideoSession:
             for tr in clip.tracks.values():
                 if not tr.cond:
                     raise PromptError(f"Object {tr.obj_id} has no prompts; add one or remove the object.")
-            first = f if start is not None else min(t for tr in clip.tracks.values() for t in tr.cond)
+            first = f if start is not None else min(t for tr in clip.tracks.values() for t in tr.cond_frames())
             out.append((clip, first))
         return out
 
@@ -373,17 +396,31 @@ class VideoSession:
     # ------------------------------------------------------------------ memory
     @property
     def state_bytes(self) -> int:
-        """Bytes held in per-object state (memories, pointers, masks) across sequences."""
+        """Bytes of per-object state (memories, pointers, masks) held on the compute device."""
         return sum(tr.nbytes for c in self._clips.values() for tr in c.tracks.values())
 
+    @property
+    def history_bytes(self) -> dict[str, int]:
+        """Bytes of the off-device history of tracked frames: ``{"ram": ..., "disk": ...}``."""
+        return {"ram": self._history.ram_bytes, "disk": self._history.disk_bytes}
+
     def close(self) -> None:
-        """Stop the prefetch thread and drop cached features."""
+        """Stop the prefetch thread, drop cached features and delete the history's spill file.
+
+        The session cannot track any more afterwards.
+        """
         self._executor.shutdown(wait=False, cancel_futures=True)
-        for clip in self._clips.values():
-            clip.features.clear()
+        with self._lock:
+            for clip in self._clips.values():
+                clip.features.clear()
+                for tr in clip.tracks.values():
+                    tr.release()
+                clip.tracks.clear()
+            self._history.close()
 
     def __enter__(self) -> "VideoSession":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
