@@ -102,12 +102,26 @@ def guess_layout(data: Any, axis: int, rgb: bool | None, channel: int | None) ->
         raise InputError(f"axis={axis} is not one of the stack's non-spatial axes (0..{n_leading - 1}).")
     if any(s == 0 for s in shape):
         raise InputError(f"The stack of shape {shape} is empty.")
+    if channel is not None:
+        if int(channel) != channel:
+            raise InputError(f"channel must be a whole number; got {channel!r}.")
+        if not rgb:
+            raise InputError(
+                f"channel={channel} picks a channel of multichannel frames (Y, X, C), but this stack "
+                f"of shape {shape} has no channel axis; leave channel unset."
+            )
+        if not 0 <= channel < shape[-1]:
+            raise InputError(
+                f"channel {channel} does not exist: frames have {shape[-1]} channels (0..{shape[-1] - 1})."
+            )
     return StackLayout(shape, axis, bool(rgb))
 
 
 def as_array_like(frames: Any) -> Any:
     """Accept array-likes as they are; stack a list of frames after checking their shapes."""
-    if hasattr(frames, "shape") and hasattr(frames, "__getitem__"):
+    if isinstance(frames, torch.Tensor):  # already in memory: a host view (a copy if on a GPU)
+        return frames.detach().cpu().numpy()
+    if hasattr(frames, "shape") and hasattr(frames, "__getitem__") and hasattr(frames, "dtype"):
         return frames
     if isinstance(frames, (list, tuple)):
         if not frames:

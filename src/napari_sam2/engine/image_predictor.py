@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ..errors import InputError, PromptError
 from ..model.sam2 import Sam2Model
 from .preprocess import image_input, robust_range, to_rgb, to_uint8
+from .prompt_checks import as_labels, as_points, checked_box
 
 
 @dataclass
@@ -42,8 +43,19 @@ class ImagePredictor:
                   intensity_range: tuple[float, float] | None = None) -> None:
         """Encode a (Y, X) or (Y, X, C) image (uint8, uint16 or float)."""
         image = np.asarray(image)
+        if image.ndim == 3 and image.shape[-1] not in (1, 3, 4) and channel is None:
+            raise InputError(
+                f"set_image takes one 2D image, (Y, X) or (Y, X, C) with 1, 3 or 4 channels; shape "
+                f"{image.shape} looks like a stack of {image.shape[0]} frames: segment a stack with "
+                "VideoSession, or pass one frame (image[k]), or choose a channel with channel=..."
+            )
         if image.ndim not in (2, 3):
-            raise InputError(f"set_image needs a 2D image (Y, X) or (Y, X, C); got shape {image.shape}.")
+            raise InputError(
+                f"set_image takes one 2D image (Y, X) or (Y, X, C); got shape {image.shape}. "
+                "For a stack use VideoSession, or pass one frame."
+            )
+        if image.dtype.kind not in "biuf":
+            raise InputError(f"set_image needs a numeric image; got dtype {image.dtype}.")
         if image.dtype != np.uint8 and intensity_range is None:
             intensity_range = robust_range(image)
         rgb = to_rgb(to_uint8(image, intensity_range) if image.dtype != np.uint8 else image, channel)
@@ -54,10 +66,17 @@ class ImagePredictor:
         self._features = feats
         self._hw = rgb.shape[:2]
 
-    def _to_model_xy(self, rc: np.ndarray) -> torch.Tensor:
+    def _to_model_xy(self, rc: np.ndarray, what: str = "point") -> torch.Tensor:
         """(N, 2) (row, col) image pixels -> (N, 2) (x, y) model-input pixels."""
         h, w = self._hw
-        rc = np.asarray(rc, dtype=np.float32).reshape(-1, 2)
+        rc = as_points(rc, what)
+        if not np.all(np.isfinite(rc)):
+            raise PromptError(f"The {what} has non-finite coordinates.")
+        outside = (rc[:, 0] < -0.5) | (rc[:, 0] > h - 0.5) | (rc[:, 1] < -0.5) | (rc[:, 1] > w - 0.5)
+        if outside.any():
+            r, c = rc[outside][0]
+            raise PromptError(f"The {what} at (row {r:g}, col {c:g}) is outside the {h} x {w} image.")
+        rc = rc.astype(np.float32)
         xy = torch.from_numpy(rc[:, ::-1].copy())
         return xy / torch.tensor([w, h], dtype=torch.float32) * self.model.image_size
 
@@ -80,14 +99,13 @@ class ImagePredictor:
         coords, lbls = [], []
         dev = self.model.device
         if box is not None:
-            b = np.asarray(box, dtype=np.float32).reshape(2, 2)
-            coords.append(self._to_model_xy(b))
+            coords.append(self._to_model_xy(checked_box(box, self._hw), "box"))
             lbls.append(torch.tensor([2, 3], dtype=torch.int32))
         if points is not None:
-            if labels is None or len(labels) != len(points):
-                raise PromptError("labels must give one 1 (positive) or 0 (negative) per point.")
-            coords.append(self._to_model_xy(points))
-            lbls.append(torch.as_tensor(np.asarray(labels), dtype=torch.int32))
+            pts = as_points(points, "point")
+            lab = as_labels(labels, len(pts))
+            coords.append(self._to_model_xy(pts))
+            lbls.append(torch.as_tensor(lab, dtype=torch.int32))
         c = torch.cat(coords)[None].to(dev) if coords else None
         lb = torch.cat(lbls)[None].to(dev) if coords else None
         if c is None:
@@ -95,7 +113,16 @@ class ImagePredictor:
             lb = -torch.ones(1, 1, dtype=torch.int32, device=dev)
         mask = None
         if mask_input is not None:
-            mask = torch.as_tensor(np.asarray(mask_input), dtype=torch.float32).reshape(1, 1, *np.shape(mask_input)[-2:]).to(dev)
+            side = self.model.image_size // 4
+            m = np.asarray(mask_input, dtype=np.float32)
+            if m.shape[-2:] != (side, side) or m.size != side * side:
+                raise PromptError(
+                    f"mask_input is the ({side}, {side}) low-res logits of an earlier prediction "
+                    f"(ImagePrediction.low_res_logits[k]); got shape {m.shape}."
+                )
+            if not np.all(np.isfinite(m)):
+                raise PromptError("mask_input has non-finite values.")
+            mask = torch.from_numpy(m.reshape(1, 1, side, side)).to(dev)
         with self.model.autocast():
             raw = self.model.decode(self._embed, self._features.high_res, c, lb, mask)
         from ..model.mask_decoder import select_outputs

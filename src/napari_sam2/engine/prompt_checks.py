@@ -42,6 +42,8 @@ def as_points(points: Any, what: str) -> np.ndarray:
         pts = np.asarray(points, dtype=np.float64)
     except (TypeError, ValueError):
         raise PromptError(f"Each {what} is a (row, col) pair of numbers; got {show(points)}.") from None
+    if pts.size == 0:
+        return np.zeros((0, 2))
     if pts.ndim == 1 and pts.size == 2:
         pts = pts[None]
     if pts.ndim != 2 or pts.shape[1] != 2:
