@@ -56,7 +56,8 @@ __all__ = [
 DEFAULT_MODEL = "sam2.1_hiera_tiny"
 #: Model name of the miniature random-weights model, for tests and benchmarks only (masks are meaningless).
 TEST_MODEL = "test-random"
-_SESSION_KWARGS = ("rgb", "fill_hole_area", "corrections_as_conditioning", "feature_cache_bytes")
+_SESSION_KWARGS = ("rgb", "fill_hole_area", "corrections_as_conditioning", "feature_cache_bytes",
+                   "max_cond_frames_in_attn", "history_ram_bytes", "spill_dir")
 _DIRECTIONS = ("forward", "backward", "both")
 _model_cache: dict[tuple, Any] = {}
 
@@ -367,7 +368,8 @@ def segment_video(
     ``axis``: the leading axis to propagate along. ``direction``: "forward", "backward" or
     "both" from the earliest prompted frame (frames not visited stay 0). ``channel``,
     ``intensity_range`` and ``session_kwargs`` (``rgb``, ``fill_hole_area``,
-    ``corrections_as_conditioning``, ``feature_cache_bytes``) go to ``VideoSession``.
+    ``corrections_as_conditioning``, ``feature_cache_bytes``, ``max_cond_frames_in_attn``,
+    ``history_ram_bytes``, ``spill_dir``) go to ``VideoSession``.
     ``progress``: True for a tqdm bar, or ``callable(done, total)`` after each frame.
     ``cancel``: a ``threading.Event``; when set, the frames done so far are returned.
     ``table``: an :func:`object_table` filled with one row per object and frame.
