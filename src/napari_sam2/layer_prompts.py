@@ -163,6 +163,80 @@ def prompts_from_layers(
     return ps
 
 
+# ---- prompts the session would refuse ---------------------------------------------------------
+def _point_problem(key: FrameKey, rc: np.ndarray, shape: Sequence[int]) -> str | None:
+    """Why a click at frame ``key``, (row, col) ``rc`` cannot be used on a stack of ``shape``."""
+    h, w = shape[-2:]
+    where = f"the click at (row {rc[0]:.1f}, col {rc[1]:.1f}) on frame {session_frame(key)}"
+    if not np.all(np.isfinite(rc)):
+        return f"{where} has no finite position"
+    if any(not 0 <= k < n for k, n in zip(key, shape[:-2])):
+        return f"{where} is not on a frame of the stack"
+    if not (-0.5 <= rc[0] <= h - 0.5 and -0.5 <= rc[1] <= w - 0.5):
+        return f"{where} is outside the {h} x {w} image"
+    return None
+
+
+def _box_problem(key: FrameKey, lo: np.ndarray, hi: np.ndarray, shape: Sequence[int]) -> str | None:
+    """Why a box from corner ``lo`` to ``hi`` (row, col) on frame ``key`` cannot be used."""
+    h, w = shape[-2:]
+    where = f"the box on frame {session_frame(key)}"
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        return f"{where} has no finite corners"
+    if any(not 0 <= k < n for k, n in zip(key, shape[:-2])):
+        return f"{where} is not on a frame of the stack"
+    if min(hi - lo) < 1:
+        return f"{where} has (almost) zero area"
+    if hi[0] < -0.5 or hi[1] < -0.5 or lo[0] > h - 0.5 or lo[1] > w - 0.5:
+        return f"{where} lies outside the {h} x {w} image"
+    return None
+
+
+def invalid_prompt_rows(layer: Any, shape: Sequence[int], *, image_layer: Any = None) -> tuple[list[int], list[str]]:
+    """Rows of a prompt Points or Shapes layer that ``VideoSession`` would refuse, and why.
+
+    ``shape`` is the stack's (..., Y, X) shape: clicks outside the image or off the stack's frames,
+    boxes of zero area or entirely outside the image. Returns (row indices, reasons).
+    """
+    rows: list[int] = []
+    reasons: list[str] = []
+    if layer is None or len(layer.data) == 0:
+        return rows, reasons
+    nlead = len(shape) - 2
+    kinds = getattr(layer, "shape_type", None)
+    if kinds is None:  # a Points layer
+        data = _to_image_coords(layer, np.asarray(layer.data, dtype=float), image_layer)
+        found = [(i, _point_problem(round_key(r[:nlead]), r[-2:], shape)) for i, r in enumerate(data)]
+    else:
+        found = []
+        for i, (verts, kind) in enumerate(zip(layer.data, kinds)):
+            if kind in ("rectangle", "polygon", "ellipse"):
+                v = _to_image_coords(layer, np.asarray(verts, dtype=float), image_layer)
+                key = round_key(v[:, :nlead].mean(axis=0)) if nlead else ()
+                found.append((i, _box_problem(key, v[:, -2:].min(axis=0), v[:, -2:].max(axis=0), shape)))
+    for i, why in found:
+        if why is not None:
+            rows.append(i)
+            reasons.append(why)
+    return rows, reasons
+
+
+def drop_invalid(prompts: PromptSet, shape: Sequence[int]) -> PromptSet:
+    """``prompts`` without the clicks and boxes :func:`invalid_prompt_rows` finds (a new PromptSet)."""
+    out = PromptSet(masks=list(prompts.masks))
+    for p in prompts.points:
+        key = key_of(p.frame)
+        ok = np.array([_point_problem(key, rc, shape) is None for rc in np.asarray(p.points, float)], bool)
+        if ok.any():
+            pts, lbl = np.asarray(p.points)[ok], np.asarray(p.labels)[ok]
+            out.points.append(PointPrompt(frame=p.frame, obj_id=p.obj_id, points=pts, labels=lbl))
+    for b in prompts.boxes:
+        box = np.asarray(b.box, dtype=float)
+        if _box_problem(key_of(b.frame), box[:2], box[2:], shape) is None:
+            out.boxes.append(b)
+    return out
+
+
 def layer_obj_ids(*layers: Any) -> set[int]:
     """Object ids used by prompt layers (their ``obj_id`` feature)."""
     ids: set[int] = set()

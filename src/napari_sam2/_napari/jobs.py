@@ -15,10 +15,11 @@ from napari_sam2._napari import layers as L
 from napari_sam2._napari import messages as M
 from napari_sam2._napari import workers as W
 from napari_sam2._napari.frames import result_key
-from napari_sam2._napari.labels_writer import LabelsWriter
+from napari_sam2._napari.labels_writer import LabelsWriter, check_output
 from napari_sam2._napari.prompt_sync import REMOVE
 from napari_sam2._napari.runner import Job
 from napari_sam2.checkpoints import DownloadCancelled
+from napari_sam2.layer_prompts import drop_invalid
 
 LONG_JOBS = ("load", "open", "propagate")
 CANCELLABLE_JOBS = ("load", "propagate")
@@ -36,19 +37,33 @@ class JobsMixin:
 
     # ---- queueing ----------------------------------------------------------------------------
     def _submit(self, name: str, factory: Any, **kw: Any) -> None:
-        """Queue a job; its callbacks are dropped once the session it was made for is replaced."""
+        """Queue a job; its callbacks are dropped once the session it was made for is replaced.
+
+        A result that cannot be applied stops the job with ONE message (not one per frame), and
+        nothing at all runs once the widget is closed (its Qt objects are deleted).
+        """
         gen = self._generation
+        failed: list[BaseException] = []
+        on_error = kw.get("on_error", self._on_error)
 
         def guard(fn: Any) -> Any:
             def call(*args: Any) -> None:
-                if gen != self._generation:
-                    return  # a result of a session that was replaced meanwhile
+                if self._closed or gen != self._generation or failed:
+                    return  # a result of a session that was replaced meanwhile, or of a failed job
                 try:
                     fn(*args)
                 except Exception as err:  # noqa: BLE001 - shown as a notification, never a traceback
-                    self._on_error(err)
+                    failed.append(err)
+                    if self._cancel is not None and name == "propagate":
+                        self._cancel.set()
+                    self.runner.clear_queue()
+                    self.runner.quit()
+                    on_error(err)
 
             return None if fn is None else call
+
+        def unless_closed(fn: Any) -> Any:
+            return None if fn is None else lambda *args: None if self._closed else fn(*args)
 
         self.runner.submit(
             Job(
@@ -56,8 +71,8 @@ class JobsMixin:
                 factory,
                 on_yield=guard(kw.get("on_yield", self._on_item)),
                 on_return=guard(kw.get("on_return")),
-                on_error=kw.get("on_error", self._on_error),
-                on_done=kw.get("on_done"),
+                on_error=unless_closed(on_error),
+                on_done=unless_closed(kw.get("on_done")),
                 coalesce=kw.get("coalesce", False),
             )
         )
@@ -126,7 +141,7 @@ class JobsMixin:
         if session is None:
             return
         if self.runner.busy:
-            self.runner.submit(Job("close", lambda: (W.close_job, (session,), {})))
+            self.runner.submit(Job("close", lambda: (W.close_job, (session,), {}), essential=True))
         else:
             for _ in W.close_job(session):
                 pass
@@ -138,16 +153,21 @@ class JobsMixin:
             self._submit("sync", self._sync_spec, on_error=self._on_sync_error, coalesce=True)
 
     def _on_prompts_changed(self, event: Any = None) -> None:
-        if str(getattr(event, "action", "changed")) in ("adding", "removing", "changing"):
+        if self._closed or str(getattr(event, "action", "changed")) in ("adding", "removing", "changing"):
             return
+        if self._drop_invalid_prompts(getattr(event, "source", None)):
+            return  # removing them (a moment later) is an edit of its own, which syncs
         self.sync_prompts()
 
     def _sync_spec(self) -> Any:
+        self._ops, self._ops_done = [], -1
         if self.session is None:
             return None
         ps = L.prompts_from_layers(self.points_layer, self.boxes_layer, image_layer=self.image_layer)
-        # a rectangle being drawn right now is still a speck: leave it until the mouse is released
-        ps.boxes = [b for b in ps.boxes if min(b.box[2] - b.box[0], b.box[3] - b.box[1]) >= 1]
+        # clicks outside the image are being removed from their layer; a rectangle being drawn right
+        # now is still a speck: leave it until the mouse is released
+        ps = drop_invalid(ps, L.labels_shape(self.image_layer))
+        self._check_output(max(ps.obj_ids, default=0))  # refused before the session is told anything
         ops = self.tracker.diff(ps)
         if not ops:
             return None
@@ -190,11 +210,7 @@ class JobsMixin:
             if layer is None or layer not in self.viewer.layers:
                 layer = L.create_output_layer(self.viewer, self.image_layer)
                 self.output_combo.setCurrentIndex(self.output_combo.findText(layer.name))
-            if tuple(layer.data.shape) != L.labels_shape(self.image_layer):
-                raise ValueError(
-                    f"the output layer '{layer.name}' has shape {tuple(layer.data.shape)}, the image "
-                    f"{L.labels_shape(self.image_layer)}: pick another output layer or '(new layer)'"
-                )
+            check_output(layer, L.labels_shape(self.image_layer))
             self.writer = LabelsWriter(layer, self.axis, self.overwrite_check.isChecked())
         return self.writer
 
@@ -207,6 +223,8 @@ class JobsMixin:
         M.show(level, text)
 
     def _on_busy(self, busy: bool, name: str) -> None:
+        if self._closed:
+            return
         long_job = busy and name in LONG_JOBS
         try:
             self.set_running(long_job or self.state.running, cancellable=name in CANCELLABLE_JOBS)

@@ -18,9 +18,33 @@ from typing import Any
 import numpy as np
 
 from napari_sam2._napari.frames import FrameKey, result_key
+from napari_sam2.errors import InputError
 
 # a napari Labels history atom in the long-supported 3-tuple form: (indices, old values, new values)
 Atom = tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]
+
+
+class OutputLayerError(InputError, ValueError):
+    """The chosen output Labels layer cannot receive the masks (shape or dtype); names the fix."""
+
+
+def check_output(layer: Any, shape: Sequence[int], top_id: int = 0) -> None:
+    """Raise :class:`OutputLayerError` unless ``layer`` has ``shape`` and its dtype holds ``top_id``."""
+    shape = tuple(int(s) for s in shape)
+    name = getattr(layer, "name", "labels")
+    if tuple(layer.data.shape) != shape:
+        raise OutputLayerError(
+            f"The output layer '{name}' has shape {tuple(layer.data.shape)}, but the image needs {shape}: "
+            f"choose '(new layer)' under 'Output labels', or a Labels layer of shape {shape}."
+        )
+    dt = np.dtype(layer.data.dtype)
+    top = np.iinfo(dt).max if dt.kind in "iu" else None
+    if top is not None and int(top_id) > top:
+        raise OutputLayerError(
+            f"Object id {int(top_id)} does not fit the {dt} labels of '{name}' (at most {top}): choose "
+            f"'(new layer)' under 'Output labels' (uint32), convert '{name}' to uint32, or use object ids "
+            f"up to {top}."
+        )
 
 
 def merge_frame(
@@ -58,12 +82,7 @@ class LabelsWriter:
     def write(self, result: Any, refresh: bool = True) -> int:
         """Write one FrameResult; returns the number of pixels changed."""
         key = result_key(result, self.axis)
-        top = max((int(i) for i in result.obj_ids), default=0)
-        if top > np.iinfo(self._dtype).max:
-            raise ValueError(
-                f"object id {top} does not fit the {self._dtype} labels of '{self.layer.name}'; "
-                "use a uint32 output layer ('(new layer)')"
-            )
+        check_output(self.layer, self.layer.data.shape, max((int(i) for i in result.obj_ids), default=0))
         if len(result.obj_ids):
             new = result.to_labels(dtype=self._dtype)
         else:

@@ -22,6 +22,15 @@ NO_PROMPTS = (
     "SAM 2: add a prompt first: click on an object in the '{points}' layer (n toggles negative clicks) "
     "or draw a box in the '{boxes}' layer."
 )
+PROPAGATING = "SAM 2 is already propagating; wait for it to finish or press Cancel, then propagate again."
+MASK_SHAPE = (
+    "SAM 2: the mask prompt layer '{name}' has shape {shape}, but the image '{image}' needs {need}: "
+    "choose a Labels layer of the image's shape under 'Mask prompts'."
+)
+NO_MASKS_HERE = (
+    "SAM 2: '{name}' has no labels on frame {frame}, so no mask prompts were sent; go to a frame where it "
+    "has labels, or click on the objects."
+)
 BUSY = "SAM 2 is still working; wait for it to finish or press Cancel."
 OOM = (
     "SAM 2 ran out of memory ({detail}). Try a smaller model (sam2.1_hiera_tiny), a lower resolution "

@@ -30,6 +30,13 @@ class PropagationMixin:
         if not (len(self.points_layer.data) or len(self.boxes_layer.data) or self.state.owned_ids):
             self._say("warning", M.NO_PROMPTS.format(points=self.points_layer.name, boxes=self.boxes_layer.name))
             return
+        job = self.runner.job
+        if "propagate" in self.runner.pending or (job is not None and job.name == "propagate"):
+            self._say("info", M.PROPAGATING)  # a second press: refused, the first one carries on
+            return
+        ids = self.state.owned_ids | L.layer_obj_ids(self.points_layer, self.boxes_layer)
+        if not self._output_ok(max(ids, default=0)):
+            return
         self._ready()
         self._submit("sync", self._sync_spec, on_error=self._on_sync_error, coalesce=True)
         self._submit(

@@ -3,13 +3,16 @@
 The session is not thread-safe and the model must never run on the main thread, so exactly one
 worker runs at a time. A job is described by a *factory* called when its turn comes (so a prompt
 sync reads the layers as they are then, not as they were when queued); jobs with the same
-``name`` and ``coalesce=True`` are queued once (the queued one reads the state when it starts). A failed job empties the queue
-(later jobs usually depend on it).
+``name`` and ``coalesce=True`` are queued once (the queued one reads the state when it starts).
+A failed job empties the queue (later jobs usually depend on it), except for ``essential`` jobs
+(closing a replaced session). :meth:`JobRunner.quit` ends a job at its next item and closes its
+generator, so a cancelled propagation never stays open in the session.
 """
 
 from __future__ import annotations
 
 import inspect
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,21 +31,34 @@ class JobError(Exception):
         self.original = original
 
 
-def _guarded(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
+def _guarded(
+    func: Callable[..., Any], *args: Any, _stop: threading.Event | None = None, **kwargs: Any
+) -> Iterator[Any]:
     """Run ``func`` as a generator job whose errors always reach ``errored``.
 
     superqt's GeneratorWorker treats a RuntimeError raised by the generator as "the worker was
     deleted": it emits neither ``errored`` nor ``finished``. torch raises RuntimeError subclasses
     (``torch.OutOfMemoryError`` among them), which would leave the widget busy forever.
+    ``_stop`` set ends the job after its current item and CLOSES its generator (superqt's own
+    ``quit`` leaves it suspended, e.g. holding a session's propagation open).
     """
     try:
-        if inspect.isgeneratorfunction(func):
-            result = yield from func(*args, **kwargs)
-        else:
-            result = func(*args, **kwargs)
+        if not inspect.isgeneratorfunction(func):
+            return func(*args, **kwargs)
+        gen = func(*args, **kwargs)
+        try:
+            while True:
+                try:
+                    item = next(gen)
+                except StopIteration as end:
+                    return end.value
+                yield item
+                if _stop is not None and _stop.is_set():
+                    return None
+        finally:
+            gen.close()
     except Exception as err:  # noqa: BLE001 - re-raised, wrapped
         raise JobError(err) from err
-    return result
 
 
 @dataclass
@@ -54,6 +70,7 @@ class Job:
     on_error: Callable[[BaseException], None] | None = None
     on_done: Callable[[], None] | None = None
     coalesce: bool = False
+    essential: bool = False  # survives clear_queue(): releasing a session must happen even after errors
     meta: dict = field(default_factory=dict)
 
 
@@ -65,6 +82,7 @@ class JobRunner:
         self._on_busy = on_busy
         self.worker: Any = None
         self.job: Job | None = None
+        self._stop: threading.Event | None = None
 
     @property
     def busy(self) -> bool:
@@ -81,12 +99,15 @@ class JobRunner:
         self._next()
 
     def clear_queue(self) -> None:
+        """Drop the queued jobs except the essential ones."""
+        kept = [j for j in self._queue if j.essential]
         self._queue.clear()
+        self._queue.extend(kept)
 
     def quit(self) -> None:
-        """Ask the running worker to stop at its next yield."""
-        if self.worker is not None:
-            self.worker.quit()
+        """Ask the running job to stop at its next yield (its generator is closed then)."""
+        if self.worker is not None and self._stop is not None:
+            self._stop.set()
 
     # ---- internals ---------------------------------------------------------------------------
     def _next(self) -> None:
@@ -95,7 +116,7 @@ class JobRunner:
             try:
                 spec = job.factory()
             except Exception as err:  # noqa: BLE001 - reported like a worker error
-                self._queue.clear()
+                self.clear_queue()
                 if job.on_error:
                     job.on_error(err)
                 if job.on_done:
@@ -104,7 +125,8 @@ class JobRunner:
             if spec is None:
                 continue
             func, args, kwargs = spec
-            worker = create_worker(_guarded, func, *args, _ignore_errors=True, **kwargs)
+            self._stop = threading.Event()
+            worker = create_worker(_guarded, func, *args, _ignore_errors=True, _stop=self._stop, **kwargs)
             if job.on_yield is not None and hasattr(worker, "yielded"):
                 worker.yielded.connect(job.on_yield)
             if job.on_return is not None:
@@ -118,7 +140,7 @@ class JobRunner:
 
     def _errored(self, err: BaseException) -> None:
         err = err.original if isinstance(err, JobError) else err
-        self._queue.clear()
+        self.clear_queue()
         if self.job is not None and self.job.on_error is not None:
             self.job.on_error(err)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -151,6 +152,10 @@ class Sam2Panel(QWidget):
 
         self.status_label = QLabel("Open an image stack to start.")
         self.status_label.setWordWrap(True)
+        # long messages (an offline download names a URL and a folder) can be selected and copied
+        self.status_label.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard
+        )
         outer.addWidget(self.status_label)
         outer.addStretch(1)
 

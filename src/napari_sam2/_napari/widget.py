@@ -21,6 +21,7 @@ from napari_sam2._napari import messages as M
 from napari_sam2._napari import workers as W
 from napari_sam2._napari.controller import SessionState
 from napari_sam2._napari.frames import axis_names, default_axis, round_key, session_frame
+from napari_sam2._napari.guards import GuardsMixin
 from napari_sam2._napari.jobs import JobsMixin
 from napari_sam2._napari.labels_writer import LabelsWriter
 from napari_sam2._napari.progress import ProgressMeter
@@ -41,7 +42,7 @@ def _registry_names() -> list[str]:
     return sorted(names, key=lambda n: not n.startswith("sam2.1"))
 
 
-class Sam2Widget(PropagationMixin, JobsMixin, Sam2Panel):
+class Sam2Widget(GuardsMixin, PropagationMixin, JobsMixin, Sam2Panel):
     """Dock widget: pick an image, click objects, propagate, review."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -80,17 +81,17 @@ class Sam2Widget(PropagationMixin, JobsMixin, Sam2Panel):
     def _connect(self) -> None:
         viewer_events = [
             (self.viewer.layers.events.inserted, self.reset_choices),
-            (self.viewer.layers.events.removed, self.reset_choices),
+            (self.viewer.layers.events.removed, self._on_layer_removed),
             (self.viewer.dims.events.current_step, self._on_step),
         ]
         for emitter, callback in viewer_events:
             emitter.connect(callback)
 
-        def disconnect(*_: Any) -> None:  # the dock widget was closed: stop listening to the viewer
+        def disconnect() -> None:  # the widget was destroyed: stop listening to the viewer
             for emitter, callback in viewer_events:
                 emitter.disconnect(callback)
 
-        self.destroyed.connect(disconnect)
+        self._watch_lifetime(disconnect)
         self.image_combo.currentIndexChanged.connect(self._on_image_changed)
         self.model_combo.currentIndexChanged.connect(self._on_model_changed)
         self.device_combo.currentIndexChanged.connect(self._on_device_changed)
@@ -325,15 +326,25 @@ class Sam2Widget(PropagationMixin, JobsMixin, Sam2Panel):
         if layer is None:
             self._say("warning", "SAM 2: pick a Labels layer under 'Mask prompts' first.")
             return
+        if not self._check_image():
+            return
+        need = L.labels_shape(self.image_layer)
+        if tuple(layer.data.shape) != need:  # refused before any model work is queued
+            shape = tuple(layer.data.shape)
+            self._say("error", M.MASK_SHAPE.format(name=layer.name, shape=shape, image=self.image_layer.name, need=need))
+            return
         if not self._ready():
             return
         key = self.current_key()
 
         def spec() -> Any:
-            masks = L.mask_prompts(layer, frame=session_frame(key), n_leading=len(key))
-            if not masks or self.session is None:
-                self.status_label.setText("No labels on this frame of the mask prompt layer.")
+            if self.session is None:
                 return None
+            masks = L.mask_prompts(layer, frame=session_frame(key), n_leading=len(key))
+            if not masks:  # an empty frame is no error: nothing to send
+                self._say("warning", M.NO_MASKS_HERE.format(name=layer.name, frame=session_frame(key)))
+                return None
+            self._check_output(max(m.obj_id for m in masks))
             for m in masks:
                 self.tracker.note_mask(m.obj_id)
             return W.masks_job, (self.session, masks), {}
