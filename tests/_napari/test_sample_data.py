@@ -1,8 +1,9 @@
-"""Synthetic sample data: speed, determinism, ground-truth story, and loading through napari."""
+"""Synthetic sample data: determinism, ground-truth story, and loading through napari.
+
+How long the generators take is measured by ``benchmarks/bench_sample_data.py``, not asserted here.
+"""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -27,12 +28,8 @@ def ultrasound():
 
 
 @pytest.mark.parametrize("generator", [make_cells_timelapse, make_ultrasound_clip])
-def test_generators_are_fast_and_deterministic(generator):
-    generator(n_frames=4, size=64)  # warm up imports / caches
-    start = time.perf_counter()
+def test_generators_are_deterministic(generator):
     first = generator()
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"{generator.__name__} took {elapsed:.2f} s (budget 1 s, slack 2 s)"
     second = generator()
     np.testing.assert_array_equal(first.image, second.image)
     np.testing.assert_array_equal(first.labels, second.labels)
@@ -154,7 +151,6 @@ def test_open_sample_in_viewer(make_napari_viewer):
     assert image.data.shape == (40, 256, 256) and image.data.dtype == np.uint16
     assert labels.data.shape == image.data.shape
     assert image.metadata["synthetic"] is True
-    if hasattr(image, "axis_labels"):
-        assert tuple(image.axis_labels) == ("t", "y", "x")
+    assert tuple(image.axis_labels) == ("t", "y", "x")  # napari >= 0.5 (a dependency) has axis labels
     viewer.open_sample("napari-sam2", "ultrasound_clip")
     assert [layer.name for layer in viewer.layers][-2:] == ["ultrasound", "ultrasound ground truth"]

@@ -1,12 +1,16 @@
 """The widget with the real engine and a random-weights model: what the Labels layer shows is what
 ``VideoSession`` returns for the same prompts (clicks, a negative click, a box, several objects,
-a correction), propagation keeps napari responsive (max event-loop stall printed), undo, screenshot.
+a correction), propagation keeps napari responsive (the model never runs on the main thread, and
+the Qt event loop keeps ticking while the model is mid-frame), undo, screenshot.
+
+How long the event loop is blocked is measured by ``benchmarks/bench_gui_responsiveness.py``; a time
+is never asserted here (CI is a loaded 2-core machine).
 
 Set ``NAPARI_SAM2_SCREENSHOT=1`` to (re)write ``docs/screenshot.png``.
 """
 
 import os
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +24,9 @@ pytest.importorskip("napari_sam2.engine.video_session")
 from napari_sam2.engine.video_session import VideoSession  # noqa: E402
 from napari_sam2.model.testing import random_model  # noqa: E402
 
-STALL_LIMIT_MS = 250
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+TICKS_PER_FRAME = 3  # main-thread timer events the event loop must process while one frame is mid-model
+HANG_GUARD_S = 120  # only reached when the event loop is blocked for good (then the check fails)
 
 
 @pytest.fixture(scope="module")
@@ -29,36 +34,59 @@ def model():
     return random_model(seed=0)
 
 
-class StallMeter:
-    """Longest gap between 10 ms timer ticks: how long the Qt event loop was blocked."""
+class ModelWatch:
+    """Which thread runs each top-level part of ``model``, and whether the Qt event loop keeps running.
 
-    def __init__(self):
-        self.gaps = []
-        self._last = None
+    Forward pre-hooks record, for every call of the model's parts, whether it ran on the main thread.
+    In each memory-attention call (one per tracked frame) made off the main thread, the worker stops
+    until a QTimer on the main thread has fired ``TICKS_PER_FRAME`` more times. That can only happen
+    while the event loop is processing events during the propagation, however slow the machine is:
+    ticks are counted, no time is measured.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.calls: list[tuple[str, bool]] = []  # (part, ran on the main thread)
+        self.ticked_mid_frame: list[bool] = []
+        self.ticks = 0
+        self._cond = threading.Condition()
+        self._handles = []
         self.timer = QTimer()
-        self.timer.setInterval(10)
+        self.timer.setInterval(5)
         self.timer.timeout.connect(self._tick)
 
     def _tick(self):
-        now = time.perf_counter()
-        if self._last is not None:
-            self.gaps.append(now - self._last)
-        self._last = now
+        with self._cond:
+            self.ticks += 1
+            self._cond.notify_all()
+
+    def _hook(self, name):
+        def pre_hook(module, args):
+            on_main = threading.current_thread() is threading.main_thread()
+            self.calls.append((name, on_main))
+            if name == "memory_attention" and not on_main:
+                with self._cond:
+                    target = self.ticks + TICKS_PER_FRAME
+                    self.ticked_mid_frame.append(self._cond.wait_for(lambda: self.ticks >= target, HANG_GUARD_S))
+
+        return pre_hook
 
     def __enter__(self):
-        self._last = time.perf_counter()
+        for name, part in self.model.named_children():
+            self._handles.append(part.register_forward_pre_hook(self._hook(name)))
         self.timer.start()
         return self
 
     def __exit__(self, *exc):
         self.timer.stop()
+        for h in self._handles:
+            h.remove()
 
-    @property
-    def max_ms(self):
-        return 1000 * max(self.gaps, default=0.0)
+    def parts(self, on_main: bool) -> set[str]:
+        return {name for name, main in self.calls if main == on_main}
 
 
-def test_widget_matches_engine_and_stays_responsive(viewer, qtbot, model, capsys, tmp_path):
+def test_widget_matches_engine_and_stays_responsive(viewer, qtbot, model, tmp_path):
     viewer.open_sample("napari-sam2", "cells_timelapse")
     w = open_widget(viewer)
     w.use_model(model, "random test model")
@@ -85,18 +113,17 @@ def test_widget_matches_engine_and_stays_responsive(viewer, qtbot, model, capsys
     np.testing.assert_array_equal(out.data[0], r.to_labels(out.data.dtype))
     assert w.state.owned_ids == {1, 2}
 
-    # propagate frames 0..5 forward while measuring the event loop
+    # propagate frames 0..5 forward, watching where the model runs and whether the event loop runs
     w.range_check.setChecked(True)
     w.first_spin.setValue(0)
     w.last_spin.setValue(5)
-    with StallMeter() as stall:
+    with ModelWatch(model) as watch:
         w.propagate()
         wait_idle(qtbot, w, timeout=120_000)
-    with capsys.disabled():
-        top = ", ".join(f"{1000 * g:.0f}" for g in sorted(stall.gaps)[-5:])
-        print(f"\n[napari-sam2] max event-loop stall during propagation: {stall.max_ms:.0f} ms "
-              f"({len(stall.gaps)} ticks of 10 ms; largest gaps {top} ms; {w.meter.summary()})")
-    assert stall.max_ms < STALL_LIMIT_MS
+    assert watch.parts(on_main=False) >= {"image_encoder", "memory_attention", "sam_mask_decoder", "memory_encoder"}
+    assert watch.parts(on_main=True) == set(), "the model ran on the main thread during a propagation"
+    # frames 1..5 are tracked from memory: the event loop ticked while each of them was inside the model
+    assert len(watch.ticked_mid_frame) >= 5 and all(watch.ticked_mid_frame), watch.ticked_mid_frame
     for res in ref.propagate("forward", start=0, stop=5):
         np.testing.assert_array_equal(out.data[res.frame], res.to_labels(out.data.dtype), err_msg=f"frame {res.frame}")
     assert not out.data[6:].any()
