@@ -5,8 +5,11 @@
     napari-sam2 models
 
 See docs/cli.md. Exit codes: 0 ok (outputs that exist are skipped with a message), 1 other
-error, 2 usage error, 3 unreadable input stack, 4 bad prompts, 5 model not available. Each
-error is one line on stderr; ``--debug`` shows tracebacks.
+error (e.g. an output that cannot be written), 2 usage error, 3 unreadable input stack,
+4 bad prompts, 5 model not available, 130 Ctrl-C, 143 SIGTERM (128 + the signal number).
+Each error is one line on stderr; ``--debug`` shows tracebacks. Outputs are written under
+hidden temporary names and renamed into place only when complete; an error, Ctrl-C or
+SIGTERM removes them (``io.partial_files``, ``_cli_signals``).
 
 Memory stays bounded: stacks are read lazily (``io.read_stack``), results stream frame by
 frame into ``io.LabelsTiffWriter``. The TIFF must be written in page order; when
@@ -19,24 +22,24 @@ order, at the end.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import glob
-import os
 import re
 import sys
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from ._cli_plan import PROMPT_SUFFIXES, STACK_SUFFIXES, Job, expand_stacks, match_prompts, plan_jobs
+from ._cli_signals import Terminated, interrupt_status, terminate_as_interrupt
+from ._cli_stacks import ChannelLast, StackInfo, describe_stack, read_prompt_file
 from .errors import CheckpointError, DeviceError, DownloadError, InputError, PromptError, Sam2Error
+from .io.labels_sink import LabelsSink
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INPUT, EXIT_PROMPTS, EXIT_MODEL = 0, 1, 2, 3, 4, 5
 PROG = "napari-sam2"
-STACK_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".btf", ".npy")
-PROMPT_SUFFIXES = (".csv", ".tif", ".tiff", ".npy")
+__all__ = ["ChannelLast", "Job", "LabelsSink", "PROMPT_SUFFIXES", "STACK_SUFFIXES", "StackInfo", "describe_stack",
+           "expand_stacks", "main", "match_prompts", "plan_jobs", "read_prompt_file"]
 CLI_FEATURE_CACHE = 0  # keep only the newest frame's features: the CLI visits each frame once per pass
 
 
@@ -66,266 +69,7 @@ class _Console:
         print(f"{PROG}: error: {' '.join(str(msg).split())}", file=sys.stderr, flush=True)
 
 
-# ------------------------------------------------------------------------- planning
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in sorted(STACK_SUFFIXES + PROMPT_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
-def _is_stack_file(path: Path) -> bool:
-    """Stacks found in a folder or by a glob: TIFF/.npy, not hidden, not our outputs or prompt files."""
-    name = path.name.lower()
-    if name.startswith(".") or not path.is_file() or not name.endswith(STACK_SUFFIXES):
-        return False
-    return not _stem(path).lower().endswith(("_labels", "_prompts"))
-
-
-def expand_stacks(items: Sequence[str]) -> tuple[list[Path], bool]:
-    """STACK arguments -> stack files and whether this is a batch (folder, glob or several stacks)."""
-    files: list[Path] = []
-    batch = False
-    for item in items:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            batch = True
-            found = sorted(p for p in path.iterdir() if _is_stack_file(p))
-            if not found:
-                raise InputError(f"The folder {path} holds no TIFF or .npy stacks.")
-            files += found
-        elif not path.exists() and glob.has_magic(item):
-            batch = True
-            found = sorted(Path(p) for p in glob.glob(os.path.expanduser(item)) if _is_stack_file(Path(p)))
-            if not found:
-                raise InputError(f"No TIFF or .npy stack matches {item!r}.")
-            files += found
-        else:
-            files.append(path)  # a missing file is reported when it is opened
-    unique = list(dict.fromkeys(files))
-    return unique, batch or len(unique) > 1
-
-
-def match_prompts(folder: Path, stack: Path) -> Path:
-    """The prompt file of ``stack`` in ``folder``: ``<stem>_prompts.<ext>`` first, then ``<stem>.<ext>``
-    (ext: csv, tif, tiff, npy, in that order); the stack file itself is never its own prompt file."""
-    stem = _stem(stack)
-    names = [f"{stem}_prompts{ext}" for ext in PROMPT_SUFFIXES] + [f"{stem}{ext}" for ext in PROMPT_SUFFIXES]
-    for name in names:
-        candidate = folder / name
-        if candidate.is_file() and candidate.resolve() != stack.resolve():
-            return candidate
-    raise PromptError(
-        f"No prompt file for {stack.name} in {folder} (looked for {stem}_prompts.csv, {stem}.csv, "
-        f"{stem}_prompts.tif, ...)."
-    )
-
-
-@dataclass
-class Job:
-    stack: Path
-    prompts: Path | None  # None: the prompt folder has no file for it (reported when run)
-    out: Path
-    table: Path | None = None
-    ctc: Path | None = None
-    prompt_error: PromptError | None = None
-
-    def existing(self) -> list[Path]:
-        found = [p for p in (self.out, self.table) if p is not None and p.exists()]
-        if self.ctc is not None and self.ctc.is_dir():
-            if any(self.ctc.glob("mask*.tif")) or (self.ctc / "man_track.txt").exists():
-                found.append(self.ctc)
-        return found
-
-
-def plan_jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[list[Job], bool]:
-    stacks, batch = expand_stacks(args.stacks)
-    out = Path(args.out).expanduser()
-    prompts = Path(args.prompts).expanduser()
-    table = Path(args.table).expanduser() if args.table else None
-    ctc = Path(args.ctc).expanduser() if args.ctc else None
-    if batch and out.suffix.lower() in (".tif", ".tiff"):
-        parser.error(f"with several stacks, --out is a folder (one <name>_labels.tif per stack), not {out.name}.")
-    if batch and table is not None and table.suffix.lower() == ".csv":
-        parser.error(f"with several stacks, --table is a folder (one <name>_objects.csv per stack), not {table.name}.")
-    if not batch and not out.is_dir() and out.suffix.lower() not in (".tif", ".tiff"):
-        parser.error(f"--out must be a .tif file (or an existing folder), not {out}.")
-    jobs = []
-    for stack in stacks:
-        stem = _stem(stack)
-        job = Job(
-            stack=stack,
-            prompts=prompts,
-            out=out / f"{stem}_labels.tif" if batch or out.is_dir() else out,
-            table=None if table is None else (table / f"{stem}_objects.csv" if batch or table.is_dir() else table),
-            ctc=None if ctc is None else (ctc / stem if batch else ctc),
-        )
-        if prompts.is_dir():
-            try:
-                job.prompts = match_prompts(prompts, stack)
-            except PromptError as err:
-                job.prompts, job.prompt_error = None, err
-        jobs.append(job)
-    outs: dict[Path, Path] = {}
-    for job in jobs:
-        for p in (job.out, job.table):
-            if p is None:
-                continue
-            key = p.resolve()
-            if key == job.stack.resolve() or (job.prompts is not None and key == job.prompts.resolve()):
-                parser.error(f"the output {p} would overwrite an input; choose another --out / --table.")
-            if key in outs:
-                parser.error(f"{outs[key].name} and {job.stack.name} would both write {p}; rename one.")
-            outs[key] = job.stack
-    return jobs, batch
-
-
-# --------------------------------------------------------------------------- stacks
-class ChannelLast:
-    """Lazy view of a stack with its channel axis moved last (where VideoSession expects it)."""
-
-    def __init__(self, data: Any, channel_axis: int) -> None:
-        self.data, self.c = data, channel_axis
-        shape = list(data.shape)
-        n = shape.pop(channel_axis)
-        self.shape = (*shape, n)
-        self.dtype = np.dtype(data.dtype)
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        key = key + (slice(None),) * (self.ndim - len(key))
-        src = list(key[:-1])
-        src.insert(self.c, key[-1])
-        out = np.asarray(self.data[tuple(src)])
-        if isinstance(key[-1], (int, np.integer)):
-            return out
-        pos = sum(not isinstance(k, (int, np.integer)) for k in src[: self.c])
-        return np.moveaxis(out, pos, -1)
-
-
-@dataclass
-class StackInfo:
-    data: Any  # channels last
-    geo: Any  # api.Geometry
-    rgb: bool
-    axes: str  # of the labels: the stack's axes without C
-    scale: tuple[float, ...] | None
-    unit: str | None
-    note: str | None = None
-
-
-def describe_stack(stack: Any, axis: int, channel: int | None) -> StackInfo:
-    """Axes, geometry and calibration of an opened ``io.Stack`` for segmentation."""
-    from .api import Geometry
-
-    data, axes = stack.data, stack.axes
-    note = None
-    if axes == "CYX" and channel is None:  # e.g. tifffile.imwrite(imagej=True) without axes: frames, really
-        axes = "TYX"
-        note = f"{stack.path.name if stack.path else 'the stack'} has a channel axis only: using its channels as frames."
-    if "C" in axes and not axes.endswith("C"):
-        data = ChannelLast(data, axes.index("C"))
-        axes = axes.replace("C", "") + "C"
-    rgb = axes.endswith("C")
-    n_channels = data.shape[-1] if rgb else 1
-    name = stack.path.name if stack.path else "the stack"
-    if channel is not None and not 0 <= channel < n_channels:
-        raise InputError(f"{name} has {n_channels} channel(s) (axes {stack.axes}); "
-                         f"--channel must be 0 to {n_channels - 1}.")
-    if rgb and channel is None and n_channels not in (1, 3, 4):
-        raise InputError(f"{name} has {n_channels} channels; choose one with --channel (0 to {n_channels - 1}).")
-    spatial = axes[:-1] if rgb else axes
-    lead = spatial[:-2]
-    if not lead:
-        raise InputError(f"{name} is a single 2D image (axes {stack.axes}); give a stack (T, Y, X) or more.")
-    if not 0 <= axis < len(lead):
-        raise InputError(f"--axis {axis} is not one of the leading axes {lead} of {name} (0 to {len(lead) - 1}).")
-    shape = tuple(int(n) for n in data.shape)
-    geo = Geometry(shape[: len(lead)], shape[len(lead) : len(lead) + 2], axis)
-    scale = None
-    if stack.scale is not None:
-        size = dict(zip(stack.axes, stack.scale))
-        scale = tuple(float(size.get(a, 1.0)) for a in spatial)
-    return StackInfo(data, geo, rgb, spatial, scale, stack.unit, note)
-
-
-def read_prompt_file(path: Path, geo: Any) -> Any:
-    """Prompts of ``path`` (io.read_prompts) for a stack of geometry ``geo``, checked and ready."""
-    from .api import check_prompt_set
-    from .engine.prompts import PromptSet
-    from .io import read_prompts
-
-    n_lead = len(geo.leading)
-    kwargs = dict(ndim=n_lead + 2, n_frames=geo.leading[-1], frame_shape=geo.frame_shape)
-    if n_lead == 1:
-        prompts = read_prompts(path, **kwargs)
-    else:  # outer positions one by one: the file's last leading column is its "frame"
-        prompts = PromptSet()
-        for outer in np.ndindex(*geo.leading[:-1]):
-            part = read_prompts(path, index=outer, **kwargs)
-            for name in ("points", "boxes", "masks"):
-                getattr(prompts, name).extend(
-                    dataclasses.replace(p, frame=(*outer, int(p.frame))) for p in getattr(part, name)
-                )
-    return check_prompt_set(prompts, geo, source=path.name)
-
-
 # --------------------------------------------------------------------------- output
-class LabelsSink:
-    """Label frames in, in any order; one TIFF out, written in page order with bounded memory.
-
-    With ``spool`` None, frames must come in increasing page order and go straight to the
-    writer. Otherwise each frame is stored raw at its offset in a sparse temporary file and
-    :meth:`finish` copies the stored frames into the writer in order (frames never stored
-    are written as zeros by the writer).
-    """
-
-    def __init__(self, writer: Any, leading: tuple[int, ...], spool: Path | None) -> None:
-        self.writer = writer
-        self.leading = leading
-        self.spool = spool
-        self.frame_shape = writer.shape[-2:]
-        self.dtype = writer.dtype
-        self.page_bytes = int(np.prod(self.frame_shape)) * self.dtype.itemsize
-        self._fh = None
-        if spool is not None:
-            self._fh = open(spool, "w+b")
-            self._fh.truncate(writer.n_pages * self.page_bytes)  # sparse: unwritten pages cost no disk
-            self._stored = np.zeros(writer.n_pages, bool)
-
-    def put(self, key: Sequence[int], labels: np.ndarray) -> None:
-        page = int(np.ravel_multi_index(tuple(key), self.leading))
-        if self._fh is None:
-            self.writer.write(page, labels)
-            return
-        self._fh.seek(page * self.page_bytes)
-        self._fh.write(np.ascontiguousarray(labels, dtype=self.dtype).tobytes())
-        self._stored[page] = True
-
-    def finish(self) -> None:
-        if self._fh is not None:
-            self._fh.flush()
-            for page in np.flatnonzero(self._stored):
-                self._fh.seek(int(page) * self.page_bytes)
-                frame = np.frombuffer(self._fh.read(self.page_bytes), self.dtype).reshape(self.frame_shape)
-                self.writer.write(int(page), frame)
-        self.writer.close()
-
-    def close(self) -> None:
-        """Release the temporary file (after finish, or on failure)."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        if self.spool is not None:
-            self.spool.unlink(missing_ok=True)
-
-
-def _hidden(path: Path, tag: str) -> Path:
-    return path.with_name(f".{path.stem}.{tag}{path.suffix}")
-
-
 def _tiff_frames(path: Path) -> Iterator[np.ndarray]:
     from .io import read_stack
 
@@ -362,32 +106,43 @@ def check_model_spec(spec: str) -> None:
     """Fail fast (before reading any stack) when --model names nothing usable."""
     from .api import TEST_MODEL
     from .checkpoints import registry_names
+    from .checkpoints.filecheck import sniff_checkpoint
+    from .checkpoints.names import registry_name_of, unknown_model
 
     names = registry_names()
-    if spec == TEST_MODEL or spec in names:
+    if spec == TEST_MODEL:
         return
+    name = registry_name_of(spec, names)
+    if name in names:
+        return
+    if name is not None:
+        raise unknown_model(name, names, f" (see `{PROG} models`)")
     path = Path(spec).expanduser()
-    if path.is_file():
-        return
-    if path.exists():
-        raise CheckpointError(f"--model {spec} is a folder; give the .pt checkpoint file itself.")
-    if path.suffix or "/" in spec or os.sep in spec:
+    if not path.exists():
         raise CheckpointError(f"The checkpoint file {path} does not exist; check the path, or use a model name "
                               f"({', '.join(names)}).")
-    raise CheckpointError(f"Unknown model {spec!r}; choose one of {', '.join(names)} (see `{PROG} models`) "
-                          "or give the path of a .pt checkpoint.")
+    if path.is_dir():
+        raise CheckpointError(f"--model {spec} is a folder; give the .pt checkpoint file itself.")
+    sniff_checkpoint(path)  # an LFS pointer, HTML page, safetensors file... fails before any stack is read
 
 
 def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _Console) -> str:
-    """Segment one stack and write its outputs; returns a one-line summary."""
+    """Segment one stack and write its outputs; returns a one-line summary.
+
+    Every output is written under a hidden temporary name and renamed into place at the end,
+    the labels TIFF last; any failure or interruption removes the temporary files.
+    """
     from tqdm import tqdm
 
     from .api import iter_results
-    from .io import LabelsTiffWriter, ObjectTable, read_stack, write_ctc
+    from .engine.video_session import VideoSession
+    from .io import LabelsTiffWriter, ObjectTable, read_stack
+    from .io.ctc import publish_ctc, write_ctc
+    from .io.partial_files import OUTPUT_ERRNOS, PartialOutputs, ensure_folder, output_error
 
     if job.prompt_error is not None:
         raise job.prompt_error
-    with read_stack(job.stack) as stack:
+    with read_stack(job.stack) as stack, PartialOutputs() as temp:
         info = describe_stack(stack, args.axis, args.channel)
         if info.note:
             console.info(info.note)
@@ -397,18 +152,19 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
         assert job.prompts is not None
         prompts = read_prompt_file(job.prompts, geo)
         model = models.get()
-        from .engine.video_session import VideoSession
-
-        max_label = max(prompts.obj_ids)
-        job.out.parent.mkdir(parents=True, exist_ok=True)
-        partial = _hidden(job.out, "partial")
-        spool = None if geo.in_page_order(prompts, args.direction) else _hidden(job.out, "spool")
+        ensure_folder(job.out.parent, "--out")
+        partial = temp.file(job.out)
+        spool = None if geo.in_page_order(prompts, args.direction) else temp.file(job.out, "spool")
         outer_names = [a.lower() for i, a in enumerate(info.axes[:-2]) if i != args.axis]
         table = ObjectTable.for_stack(stack, index_names=outer_names) if job.table is not None else None
-        writer = LabelsTiffWriter(partial, geo.labels_shape, max_label=max_label, axes=info.axes,
-                                  scale=info.scale, unit=info.unit)
-        sink = LabelsSink(writer, geo.leading, spool)
-        table_tmp = None if job.table is None else _hidden(job.table, "partial")
+        try:
+            writer = LabelsTiffWriter(partial, geo.labels_shape, max_label=max(prompts.obj_ids),
+                                      axes=info.axes, scale=info.scale, unit=info.unit)
+            temp.on_cleanup(writer.abort)
+            sink = LabelsSink(writer, geo.leading, spool)
+            temp.on_cleanup(sink.close)
+        except OSError as exc:
+            raise output_error(job.out, exc, "--out") from None
         visited = 0
         try:
             with VideoSession(model, info.data, args.axis, channel=args.channel, rgb=info.rgb,
@@ -422,19 +178,24 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
                     bar.update(1)
                     visited += 1
             sink.finish()
-            if job.ctc is not None:
-                write_ctc(job.ctc, _tiff_frames(partial), n_frames=geo.leading[0], overwrite=args.overwrite)
-            if table is not None and table_tmp is not None and job.table is not None:
-                job.table.parent.mkdir(parents=True, exist_ok=True)
+            if job.table is not None and table is not None:
+                ensure_folder(job.table.parent, "--table")
+                table_tmp = temp.file(job.table)
                 table.write_csv(table_tmp)
-                os.replace(table_tmp, job.table)
-            os.replace(partial, job.out)  # last: the labels file exists only when everything is done
-        finally:
-            sink.close()
-            writer.close()
-            partial.unlink(missing_ok=True)
-            if table_tmp is not None:
-                table_tmp.unlink(missing_ok=True)
+            if job.ctc is not None:
+                ensure_folder(job.ctc.parent, "--ctc")
+                ctc_tmp = temp.folder(job.ctc)
+                write_ctc(ctc_tmp, _tiff_frames(partial), n_frames=geo.leading[0])
+            # everything is written: rename into place, the labels last (it exists only when all is done)
+            if job.table is not None:
+                temp.publish(table_tmp, job.table)
+            if job.ctc is not None:
+                publish_ctc(ctc_tmp, job.ctc)
+            temp.publish(partial, job.out)
+        except OSError as exc:
+            if exc.errno in OUTPUT_ERRNOS:  # disk full, quota, file size limit
+                raise output_error(job.out, exc, "--out") from None
+            raise
     return f"{job.stack.name}: {len(prompts.obj_ids)} object(s), {visited} frame(s) -> {job.out}"
 
 
@@ -445,6 +206,8 @@ def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser, conso
     models = ModelLoader(args, console)
     status = EXIT_OK
     done = skipped = failed = 0
+    for job in jobs:
+        job.check_writable()
     for job in jobs:
         existing = job.existing()
         if existing and not args.overwrite:
@@ -466,7 +229,7 @@ def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser, conso
 
 
 def cmd_models(args: argparse.Namespace, parser: argparse.ArgumentParser, console: _Console) -> int:
-    from .checkpoints import cache_dir, is_cached, load_registry
+    from .checkpoints import ENV_WEIGHTS_DIR, cache_dir, is_cached, load_registry
 
     registry = load_registry()
     width = max(len(n) for n in registry.names())
@@ -474,7 +237,10 @@ def cmd_models(args: argparse.Namespace, parser: argparse.ArgumentParser, consol
     for name in registry.names():
         entry = registry.get(name)
         print(f"{name:<{width}}  {entry.display_size:>8}  {'yes' if is_cached(name) else 'no'}")
-    print(f"cache folder: {cache_dir()}")
+    folder = cache_dir()
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    unusable = f" (unusable: {blocker} is a file; set {ENV_WEIGHTS_DIR} to another folder)" if blocker else ""
+    print(f"cache folder: {folder}{unusable}")
     return EXIT_OK
 
 
@@ -548,10 +314,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)  # usage errors: exit 2
     console = _Console(getattr(args, "quiet", False))
     try:
-        return args.func(args, parser, console)
-    except KeyboardInterrupt:
-        console.error("interrupted; unfinished outputs were removed.")
-        return 130
+        with terminate_as_interrupt():
+            return args.func(args, parser, console)
+    except KeyboardInterrupt as err:
+        how = err.name if isinstance(err, Terminated) and err.name != "SIGINT" else "Ctrl-C"
+        console.error(f"interrupted ({how}); unfinished outputs were removed.")
+        return interrupt_status(err)
     except Sam2Error as err:
         if args.debug:
             raise

@@ -33,3 +33,7 @@ class BusyError(Sam2Error):
 
 class DownloadError(Sam2Error):
     """A checkpoint could not be downloaded; the message says how to get it by hand."""
+
+
+class OutputError(Sam2Error):
+    """An output file or folder cannot be written (a file in the way, no permission, disk full)."""

@@ -37,6 +37,9 @@ class Script:
     ignore_range: bool = False  # answer 200 with the whole file even to a Range request
     redirect_to: str | None = None  # answer 302 to this URL
     chunk_delay: float = 0.0  # seconds between 16 KiB pieces (to make requests overlap)
+    stall_after: int | None = None  # send the headers and this many body bytes, then go silent
+    stall_before_headers: bool = False  # accept the request, then send nothing at all
+    stall_s: float = 60.0  # how long a stall lasts (the fixture ends it at teardown)
 
 
 @dataclass
@@ -48,6 +51,7 @@ class FakeServer:
     script: Script = field(default_factory=Script)
     requests: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    release: threading.Event = field(default_factory=threading.Event)  # ends stalls at teardown
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{name}"
@@ -74,6 +78,11 @@ class _Handler(BaseHTTPRequestHandler):
         st = self.server_state
         sc = st.script
         name = self.path.lstrip("/")
+        if sc.stall_before_headers:
+            self._record(0)
+            st.release.wait(sc.stall_s)
+            self.close_connection = True
+            return
         if sc.redirect_to:
             self._record(302)
             self.send_response(302)
@@ -116,6 +125,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
         body = data[start:]
+        if sc.stall_after is not None:
+            self._send(body[: sc.stall_after])
+            self.wfile.flush()
+            st.release.wait(sc.stall_s)
+            self.close_connection = True
+            return
         if sc.cut_after is not None:
             body, sc.cut_after = body[: sc.cut_after], None  # only once
             self.close_connection = True
@@ -154,6 +169,7 @@ def server() -> Iterator[FakeServer]:
     try:
         yield state
     finally:
+        state.release.set()
         httpd.shutdown()
         httpd.server_close()
 

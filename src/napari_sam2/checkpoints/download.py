@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from napari_sam2.errors import CheckpointError, DownloadError
 
+from ._cancellable import call_cancellable, shutdown_on_cancel
 from .cache import ENV_WEIGHTS_DIR, part_file
 from .progress import CancelToken, DownloadCancelled, ProgressCallback, is_cancelled
 from .registry import LOOPBACK_HOSTS, check_url_allowed
@@ -80,6 +81,20 @@ def describe_network_error(exc: BaseException) -> str:
     return text
 
 
+def cancelled_error(dest: Path, done: int | None = None, total: int | None = None) -> DownloadCancelled:
+    """The cancellation message; it says what is kept for the next attempt."""
+    part = part_file(dest)
+    kept = part.stat().st_size if part.exists() else 0
+    done = kept if done is None else done
+    if done:
+        return DownloadCancelled(
+            f"The download of '{dest.name}' was cancelled after {done} of {total or '?'} bytes; the partial file "
+            f"{part} is kept and the next attempt resumes from there."
+        )
+    return DownloadCancelled(f"The download of '{dest.name}' was cancelled before any data arrived; nothing was "
+                             "written.")
+
+
 def _looks_like_html(first: bytes) -> bool:
     head = first[:512].lstrip().lower()
     return head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body"))
@@ -126,6 +141,8 @@ def fetch(url: str, dest: Path, *, expected_bytes: int | None = None, progress: 
             _attempt(url, dest, part, expected_bytes, progress, cancel)
             return part
         except _Retry as exc:
+            if is_cancelled(cancel):  # the connection was shut down by the cancel watcher
+                raise cancelled_error(dest) from None
             now = part.stat().st_size if part.exists() else 0
             if attempt + 1 < MAX_ATTEMPTS and (exc.restart or now > before):
                 continue
@@ -141,12 +158,12 @@ def _attempt(url: str, dest: Path, part: Path, expected: int | None, progress: P
         part.unlink()
         start = 0
     if is_cancelled(cancel):
-        raise DownloadCancelled(f"The download of '{dest.name}' was cancelled before it started.")
+        raise cancelled_error(dest)
     headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
     if start:
         headers["Range"] = f"bytes={start}-"
     try:
-        resp = _open(url, headers)
+        resp = call_cancellable(lambda: _open(url, headers), cancel, lambda: cancelled_error(dest))
     except urllib.error.HTTPError as exc:
         with exc:
             if exc.code == 416 and start:
@@ -162,7 +179,7 @@ def _attempt(url: str, dest: Path, part: Path, expected: int | None, progress: P
         raise _fail(url, dest, f"the server redirected to a refused address ({exc})") from None
     except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
         raise _fail(url, dest, describe_network_error(exc)) from None
-    with resp:
+    with resp, shutdown_on_cancel(resp, cancel):
         _receive(resp, url, dest, part, start, expected, progress, cancel)
 
 
@@ -206,10 +223,7 @@ def _receive(resp: http.client.HTTPResponse, url: str, dest: Path, part: Path, s
                 if progress:
                     progress(done, total)
                 if is_cancelled(cancel):
-                    raise DownloadCancelled(
-                        f"The download of '{dest.name}' was cancelled after {done} of {total or '?'} bytes; the "
-                        f"partial file {part} is kept and the next attempt resumes from there."
-                    )
+                    raise cancelled_error(dest, done, total)
                 try:
                     chunk = resp.read(CHUNK_SIZE)
                 except (OSError, http.client.HTTPException) as exc:

@@ -6,6 +6,7 @@ cache is verified on first use; only a missing file is downloaded (under a lock,
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -13,12 +14,13 @@ from typing import Any, Callable
 from napari_sam2.errors import CheckpointError
 
 from . import cache
+from .cache import ENV_WEIGHTS_DIR
 from .download import fetch, manual_hint
+from .names import registry_name_of
 from .progress import CancelToken, ProgressCallback
 from .registry import CheckpointEntry, Registry, RegistryLike, as_registry
 
 Verifier = Callable[[Path], Any]
-_PATH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
 
 
 def default_verify(path: Path) -> None:
@@ -56,18 +58,38 @@ def resolve_checkpoint(
         return dest
     if not download and not dest.exists():  # checked before the lock: a query must not create folders
         raise _not_cached(entry, dest)
-    folder.mkdir(parents=True, exist_ok=True)
-    with cache.FileLock(cache.lock_file(dest), cancel=cancel):
-        if cache.is_verified(dest, entry):  # another thread or process finished it while we waited
-            return dest
-        if not dest.exists():
-            if not download:
-                raise _not_cached(entry, dest)
-            part = fetch(entry.url, dest, expected_bytes=entry.bytes, progress=progress, cancel=cancel)
-            os.replace(part, dest)  # atomic: `dest` only ever names a complete file
-            cache.fsync_dir(folder)
-        _verify_or_quarantine(dest, entry, verify or default_verify)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with cache.FileLock(cache.lock_file(dest), cancel=cancel):
+            if cache.is_verified(dest, entry):  # another thread or process finished it while we waited
+                return dest
+            if not dest.exists():
+                if not download:
+                    raise _not_cached(entry, dest)
+                part = fetch(entry.url, dest, expected_bytes=entry.bytes, progress=progress, cancel=cancel)
+                os.replace(part, dest)  # atomic: `dest` only ever names a complete file
+                cache.fsync_dir(folder)
+            _verify_or_quarantine(dest, entry, verify or default_verify)
+    except OSError as exc:  # network failures are DownloadErrors already: this is the local folder
+        raise cache_unusable(folder, entry, exc) from None
     return dest
+
+
+def cache_unusable(folder: Path, entry: CheckpointEntry, exc: OSError) -> CheckpointError:
+    """The cache folder cannot be created or written: say why and how to choose another one."""
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        why = f"{blocker} is a file, not a folder"
+    elif exc.errno == errno.ENOSPC:
+        why = f"the disk is full (the checkpoint needs about {entry.display_size})"
+    elif isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = "you have no permission to write there"
+    else:
+        why = exc.strerror or str(exc)
+    return CheckpointError(
+        f"The checkpoint cache folder {folder} cannot be used: {why}. Set the environment variable "
+        f"{ENV_WEIGHTS_DIR} to a folder you can write to (or fix that folder), then try again."
+    )
 
 
 def is_cached(name: str, registry: RegistryLike = None) -> bool:
@@ -84,18 +106,7 @@ def _not_cached(entry: CheckpointEntry, dest: Path) -> CheckpointError:
 
 def _registry_name(name_or_path: str | os.PathLike[str], reg: Registry) -> str | None:
     """The registry name meant by the argument, or None when it is a file path."""
-    if isinstance(name_or_path, os.PathLike):
-        return None
-    text = str(name_or_path)
-    if text in reg.entries:
-        return text
-    if Path(text).expanduser().exists():
-        return None
-    stem, _, ext = text.rpartition(".")
-    if ext == "pt" and stem in reg.entries and os.sep not in text and "/" not in text:
-        return stem  # a bare registry file name
-    looks_like_path = "/" in text or "\\" in text or text.startswith("~") or text.lower().endswith(_PATH_SUFFIXES)
-    return None if looks_like_path else text  # a plain word: let the registry report a typo
+    return registry_name_of(name_or_path, reg.names())
 
 
 def _local_file(name_or_path: str | os.PathLike[str], reg: Registry) -> Path:

@@ -7,6 +7,7 @@ Indexing reads only the pages (2D planes, or YXS colour planes) it needs.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -14,6 +15,21 @@ import numpy as np
 import tifffile
 
 from ..errors import InputError
+
+
+def decode_error(path: str, page_index: int, lead_shape: tuple[int, ...], exc: BaseException) -> InputError:
+    """A missing codec names the fix (imagecodecs); anything else is a damaged file."""
+    name = os.path.basename(str(path))
+    if "imagecodecs" in str(exc):
+        return InputError(
+            f"Cannot decode page {page_index} of {name} ({exc}); install the imagecodecs package "
+            "(pip install imagecodecs), or re-save the file uncompressed or zlib-compressed."
+        )
+    where = page_index if len(lead_shape) <= 1 else tuple(int(i) for i in np.unravel_index(page_index, lead_shape))
+    return InputError(
+        f"Cannot decode page {page_index} of {name}: the file is truncated or corrupt ({exc}); frame "
+        f"{where} and possibly others are damaged. Copy or save the file again from the original."
+    )
 
 
 class LazyTiffSeries:
@@ -69,11 +85,8 @@ class LazyTiffSeries:
         try:
             with self._lock:
                 data = page.asarray()
-        except Exception as exc:  # codec missing, truncated file...
-            raise InputError(
-                f"Cannot decode page {page_index} of {self._path} ({exc}); re-save it "
-                "uncompressed or zlib-compressed, or install the imagecodecs package."
-            ) from exc
+        except Exception as exc:  # codec missing, truncated or damaged file...
+            raise decode_error(self._path, page_index, self._lead_shape, exc) from exc
         return np.asarray(data, dtype=self.dtype).reshape(self._page_shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:

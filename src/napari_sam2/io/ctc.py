@@ -13,6 +13,7 @@ free label. The returned :class:`CtcTrack` list maps labels back to object ids.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,3 +144,16 @@ def write_ctc(
     with open(out_dir / track_file, "w", encoding="ascii") as fh:
         fh.writelines(f"{tr.label} {tr.begin} {tr.end} {tr.parent}\n" for tr in tracks)
     return tracks
+
+
+def publish_ctc(temp_dir: str | Path, out_dir: str | Path, track_file: str = "man_track.txt") -> None:
+    """Move a finished CTC export from ``temp_dir`` into ``out_dir``, replacing older CTC files there.
+
+    Used by the CLI, which writes the export into a hidden folder first so that an interrupted
+    run leaves no partial CTC folder behind.
+    """
+    temp_dir, out_dir = Path(temp_dir), Path(out_dir)
+    _prepare(out_dir, track_file, overwrite=True)
+    for p in sorted(temp_dir.iterdir()):
+        os.replace(p, out_dir / p.name)
+    temp_dir.rmdir()

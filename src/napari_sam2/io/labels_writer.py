@@ -197,6 +197,14 @@ class LabelsTiffWriter:
             self._tw.close()
             self._tw = None
 
+    def abort(self) -> None:
+        """Stop without filling the remaining pages (the caller deletes the unfinished file)."""
+        if self._tw is not None:
+            try:
+                self._tw.close()
+            finally:
+                self._tw = None
+
     def __enter__(self) -> LabelsTiffWriter:
         return self
 

@@ -20,6 +20,7 @@ from ._coords import read_coords
 from ._csv_table import CsvTable, read_csv_table
 
 SHAPES_COLUMNS = ("index", "shape-type", "vertex-index")
+MAX_OBJ_ID = 2**32 - 1  # the largest label a uint32 labels image holds
 
 
 def is_shapes_table(table: CsvTable) -> bool:
@@ -37,6 +38,13 @@ def _obj_ids(table: CsvTable, default: np.ndarray) -> np.ndarray:
         raise PromptError(
             f"{table.path.name}, line {table.lines[k]}: object id {ids[k]} must be 1 or more "
             "(0 is the background label)."
+        )
+    big = np.flatnonzero(ids > MAX_OBJ_ID)
+    if big.size:
+        k = int(big[0])
+        raise PromptError(
+            f"{table.path.name}, line {table.lines[k]}: object id {ids[k]} is too large; label images "
+            f"hold ids up to {MAX_OBJ_ID} (uint32), renumber the objects."
         )
     return ids
 

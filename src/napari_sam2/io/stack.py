@@ -1,6 +1,7 @@
 """Open an image stack lazily: TIFF / OME-TIFF / ImageJ hyperstacks and ``.npy``.
 
-Nothing is decoded at open time except one page (to fail early on missing codecs);
+Nothing is decoded at open time except one page (to fail early on missing codecs), and
+a file cut short is refused from its page offsets (``_tiff_check``);
 ``Stack.data`` reads only the frames that are indexed, so a stack larger than memory
 can be segmented frame by frame.
 """
@@ -16,6 +17,7 @@ import tifffile
 
 from ..errors import InputError
 from ._lazy_tiff import LazyTiffSeries
+from ._tiff_check import check_tiff_complete, quiet_tifffile
 from ._tiff_meta import normalize_axes, physical_scale
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2")
@@ -118,17 +120,25 @@ def _read_npy(path: Path) -> Stack:
 
 
 def _read_tiff(path: Path, series: int) -> Stack:
+    with quiet_tifffile():  # tifffile's log lines about a damaged file: our one message says it all
+        return _open_tiff(path, series)
+
+
+def _open_tiff(path: Path, series: int) -> Stack:
     try:
         tif = tifffile.TiffFile(path)
     except Exception as exc:
         raise InputError(f"Cannot read {path} as a TIFF file ({exc}); check that it is not corrupt.") from exc
     try:
         n_series = len(tif.series)
+        if n_series == 0:
+            raise InputError(f"{path.name} holds no images: it is truncated or corrupt; copy or save it again.")
         if not 0 <= series < n_series:
             raise InputError(
                 f"{path.name} has {n_series} image series; choose a series between 0 and {n_series - 1}."
             )
         tseries = tif.series[series]
+        check_tiff_complete(tif, series, path)  # a file cut short must not read as zero frames
         axes = normalize_axes(tseries.axes)
         data: ArrayLike | None = _memmap(path, series, tseries)
         if data is None:

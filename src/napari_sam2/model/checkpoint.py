@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoints.filecheck import sniff_checkpoint
 from ..errors import CheckpointError
 from .configs import CONFIGS, TEST_CONFIG, ModelConfig
 
@@ -20,34 +21,10 @@ _SIZE_BY_TRUNK = {(96, 12): "tiny", (96, 16): "small", (112, 24): "base_plus", (
 _V21_ONLY_KEYS = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.weight", "obj_ptr_tpos_proj.bias")
 
 
-def _sniff(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(512)
-
-
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The flat state dict of a checkpoint file (``ckpt["model"]`` or a bare state dict)."""
     path = Path(path).expanduser()
-    if not path.exists():
-        raise CheckpointError(
-            f"Checkpoint file not found: {path}. Check the path, or pick a model by name "
-            "(e.g. 'sam2.1_hiera_tiny') to download it."
-        )
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a folder; choose the .pt checkpoint file inside it.")
-    head = _sniff(path)
-    if head.startswith(b"version https://git-lfs"):
-        raise CheckpointError(
-            f"{path} is a Git LFS pointer, not the checkpoint itself. Run 'git lfs pull' in "
-            "that repository, or download the .pt file directly."
-        )
-    if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
-        raise CheckpointError(
-            f"{path} is an HTML page (a proxy or login page saved instead of the checkpoint). "
-            "Delete it and download the .pt file again."
-        )
-    if len(head) == 0:
-        raise CheckpointError(f"{path} is empty. Delete it and download the checkpoint again.")
+    sniff_checkpoint(path)  # missing, folder, empty, LFS pointer, HTML page, safetensors, archive
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

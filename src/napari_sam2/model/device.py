@@ -7,24 +7,43 @@ import torch
 from ..errors import DeviceError
 
 
+def valid_devices() -> list[str]:
+    """The device names that work on this computer, for messages and menus."""
+    names = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+        names.append("mps")
+    return names
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` picks CUDA, then Apple MPS, then CPU; an explicit device must exist."""
-    name = str(device).lower()
+    name = str(device).strip().lower()
     mps_ok = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         return torch.device("mps") if mps_ok else torch.device("cpu")
-    dev = torch.device(name)
+    valid = ", ".join(valid_devices())
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"Unknown device {str(device)!r}; choose one of: {valid}.")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(
-            "CUDA was requested but this PyTorch has no usable CUDA GPU "
-            f"(torch {torch.__version__}). Choose device 'cpu' or 'auto', or install a CUDA build of PyTorch."
+            f"CUDA ({name}) was requested but this PyTorch has no usable CUDA GPU (torch {torch.__version__}). "
+            f"Choose device 'cpu' or 'auto' (valid here: {valid}), or install a CUDA build of PyTorch."
         )
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise DeviceError(f"GPU {dev.index} does not exist; {torch.cuda.device_count()} GPU(s) found.")
+        raise DeviceError(f"GPU {dev.index} does not exist ({torch.cuda.device_count()} GPU(s) found); "
+                          f"choose one of: {valid}.")
     if dev.type == "mps" and not mps_ok:
-        raise DeviceError("Apple MPS was requested but is not available here; choose 'cpu' or 'auto'.")
+        raise DeviceError(f"Apple MPS was requested but is not available here; choose one of: {valid}.")
+    if dev.type in ("cpu", "mps") and dev.index not in (None, 0):
+        raise DeviceError(f"Unknown device {str(device)!r}; choose one of: {valid}.")
     return dev
 
 

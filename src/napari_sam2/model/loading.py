@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -9,16 +11,22 @@ import torch
 
 from ..errors import CheckpointError, InputError
 from .checkpoint import check_keys, detect_config, read_state_dict
-from .configs import CONFIGS, ModelConfig
+from .configs import ModelConfig
 from .device import default_autocast, resolve_device
 from .sam2 import Sam2Model
 
 
-def check_image_size(image_size: int) -> int:
-    """Laptop mode sizes: multiples of 64 from 256 to 1024."""
-    size = int(image_size)
+def check_image_size(image_size: Any) -> int:
+    """Laptop mode sizes: whole multiples of 64 from 256 to 1024."""
+    value = image_size.item() if hasattr(image_size, "item") else image_size  # numpy scalars print plainly
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputError(f"image_size must be a whole number of pixels (a multiple of 64 between 256 and 1024, "
+                         f"e.g. 512), not {value!r}.")
+    size = int(value)
     if size % 64 or not 256 <= size <= 1024:
-        raise InputError(f"image_size must be a multiple of 64 between 256 and 1024, not {image_size}.")
+        raise InputError(f"image_size must be a multiple of 64 between 256 and 1024 (e.g. 512), not {size}.")
     return size
 
 
@@ -26,7 +34,7 @@ def build_model(cfg: ModelConfig, state: dict[str, torch.Tensor] | None = None,
                 image_size: int | None = None) -> Sam2Model:
     """Build a model for ``cfg`` (optionally at another internal resolution) and load ``state``."""
     if image_size is not None:
-        cfg = cfg.with_image_size(image_size)
+        cfg = cfg.with_image_size(check_image_size(image_size))
     model = Sam2Model(cfg)
     if state is not None:
         check_keys(state, cfg)
@@ -56,25 +64,30 @@ def load_model(
     ``name_or_path``: e.g. ``"sam2.1_hiera_tiny"`` (downloaded once into the cache, see
     ``docs/weights.md``) or a path to a ``.pt`` file; version and size are read from the
     file's keys. ``device``: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``,
-    ``"mps"``. ``progress(done_bytes, total_bytes)`` and ``cancel`` (a ``threading.Event``)
-    apply to a download. ``dtype``: ``None`` = bf16 autocast on CUDA and fp32 elsewhere;
-    ``torch.float32`` forces fp32 everywhere. ``image_size``: run the same weights at a
-    lower internal resolution (multiple of 64 in [256, 1024]); masks still come back at
-    the stack's resolution.
+    ``"cuda:N"``, ``"mps"`` (a DeviceError lists the valid ones). ``progress(done_bytes,
+    total_bytes)`` and ``cancel`` (a ``threading.Event``) apply to a download. ``dtype``:
+    ``None`` = bf16 autocast on CUDA and fp32 elsewhere; ``torch.float32`` forces fp32
+    everywhere. ``image_size``: run the same weights at a lower internal resolution (multiple
+    of 64 in [256, 1024]); masks still come back at the stack's resolution. A mistyped name
+    gives "unknown model ...; did you mean ...?", a missing path "file not found".
     """
     if image_size is not None:
         image_size = check_image_size(image_size)
     dev = resolve_device(device)  # fail fast, before any download
-    text = str(name_or_path)
-    from ..checkpoints import registry_names, resolve_checkpoint
+    from ..checkpoints import load_registry, resolve_checkpoint
+    from ..checkpoints.names import registry_name_of, unknown_model
 
-    if text in CONFIGS or text in registry_names():
-        path = resolve_checkpoint(text, progress=progress, cancel=cancel)
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise CheckpointError(f"The model must be a model name (e.g. 'sam2.1_hiera_tiny') or the path of a .pt "
+                              f"checkpoint, not a {type(name_or_path).__name__}.")
+    registry = load_registry()
+    name = registry_name_of(name_or_path, registry.names())
+    if name is None:  # a file path: read_state_dict names a missing file, a folder, a wrong format
+        path = Path(name_or_path).expanduser()
+    elif name in registry.entries:
+        path = resolve_checkpoint(name, progress=progress, cancel=cancel, registry=registry)
     else:
-        path = Path(text).expanduser()
-        if not path.suffix and not path.exists():
-            names = ", ".join(CONFIGS)
-            raise CheckpointError(f"{text!r} is neither a model name ({names}) nor an existing file.")
+        raise unknown_model(name, registry.names())
     state = read_state_dict(path)
     cfg = detect_config(state, source=str(path))
     model = build_model(cfg, state, image_size)
