@@ -15,6 +15,7 @@ features (bf16, 512 KiB at 1024 px), the pointer and the scores; 48 KiB per fram
 
 from __future__ import annotations
 
+import io
 import tempfile
 import threading
 from collections import OrderedDict
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from .memory_bank import FrameState
 
 _TENSOR_FIELDS = ("low_res", "obj_ptr", "score", "maskmem", "candidates", "candidate_iou", "candidate_ptrs")
-_ABSENT, _IN_RAM = -1, -2  # slot codes of FrameStates._slots; >= 0 is a record number on disk
+_ABSENT = -1  # slot code of FrameStates._slots for "not held"; >= 0 is a HistoryStore record
 
 
 def _layout(state: "FrameState") -> tuple:
@@ -39,13 +40,17 @@ def _nbytes(layout: tuple) -> int:
     return 16 + sum(int(np.prod(shape)) * torch.empty((), dtype=dt).element_size() for _, dt, shape in layout)
 
 
-class _SpillFile:
-    """Fixed-size records of one layout in one anonymous temporary file; freed records are reused."""
+class _Records:
+    """Fixed-size records of one layout in one file-like (RAM or an anonymous temporary file).
 
-    def __init__(self, layout: tuple, directory: str | None) -> None:
+    Freed records are reused, so the file only grows to the most records ever held at once, and a
+    RAM buffer is one contiguous block (no heap fragmentation from many small tensors).
+    """
+
+    def __init__(self, layout: tuple, file) -> None:
         self.layout = layout
         self.record_bytes = _nbytes(layout)
-        self.file = tempfile.TemporaryFile(prefix="napari-sam2-history-", dir=directory)
+        self.file = file
         self.free: list[int] = []
         self.count = 0
 
@@ -80,75 +85,93 @@ class _SpillFile:
         self.file.close()
 
 
+_RAM, _DISK = 0, 1
+
+
 class HistoryStore:
     """Host storage of frame states that are not on the device: RAM up to a budget, then disk.
 
     One store serves a whole session (all sequences and objects), so ``ram_bytes`` bounds the
-    session's history in RAM whatever the number of objects and frames.
+    session's history in RAM whatever the number of objects and frames. A state's slot code packs
+    (record index, tier, records id).
     """
+
+    _ID_BITS = 8
 
     def __init__(self, ram_bytes: int, spill_dir: str | None = None) -> None:
         if ram_bytes < 0:
             raise ValueError("ram_bytes must be >= 0")
         self.ram_budget = int(ram_bytes)
         self.spill_dir = spill_dir
-        self._ram: OrderedDict[tuple[int, int], tuple["FrameStates", "FrameState", int]] = OrderedDict()
+        self._lru: OrderedDict[tuple[int, int], tuple["FrameStates", int]] = OrderedDict()
         self._ram_bytes = 0
-        self._files: dict[tuple, tuple[int, _SpillFile]] = {}
-        self._by_id: list[_SpillFile] = []
+        self._records: dict[tuple[int, tuple], int] = {}
+        self._by_id: list[_Records] = []
         self._lock = threading.Lock()
 
-    # a disk slot packs (file id, record index) into one int64
-    _ID_BITS = 8
+    def _records_for(self, tier: int, layout: tuple) -> int:
+        key = (tier, layout)
+        if key not in self._records:
+            file = io.BytesIO() if tier == _RAM else tempfile.TemporaryFile(
+                prefix="napari-sam2-history-", dir=self.spill_dir)
+            self._records[key] = len(self._by_id)
+            self._by_id.append(_Records(layout, file))
+        return self._records[key]
+
+    def _code(self, index: int, tier: int, rid: int) -> int:
+        return (((index << 1) | tier) << self._ID_BITS) | rid
+
+    def _split(self, code: int) -> tuple[int, int, _Records]:
+        rid = code & ((1 << self._ID_BITS) - 1)
+        return code >> (self._ID_BITS + 1), (code >> self._ID_BITS) & 1, self._by_id[rid]
 
     def put(self, owner: "FrameStates", frame: int, state: "FrameState") -> int:
-        """Keep ``state`` (moved to the CPU); returns the slot code the owner records."""
-        cpu = state.to_device(torch.device("cpu"))
-        size = cpu.nbytes
-        with self._lock:
-            self._ram[(id(owner), frame)] = (owner, cpu, size)
-            self._ram_bytes += size
-            self._evict()
-        return _IN_RAM if (id(owner), frame) in self._ram else owner._slots[frame]
-
-    def _evict(self) -> None:
-        while self._ram and self._ram_bytes > self.ram_budget:
-            (_, frame), (owner, st, size) = self._ram.popitem(last=False)
-            self._ram_bytes -= size
-            owner._slots[frame] = self._write(st)
-
-    def _write(self, state: "FrameState") -> int:
+        """Keep ``state``; returns the slot code the owner records (other owners' codes may change)."""
         layout = _layout(state)
-        if layout not in self._files:
-            f = _SpillFile(layout, self.spill_dir)
-            self._files[layout] = (len(self._by_id), f)
-            self._by_id.append(f)
-        fid, f = self._files[layout]
-        return (f.write(state) << self._ID_BITS) | fid
+        size = _nbytes(layout)
+        with self._lock:
+            if size > self.ram_budget:
+                rid = self._records_for(_DISK, layout)
+                return self._code(self._by_id[rid].write(state), _DISK, rid)
+            while self._ram_bytes + size > self.ram_budget:
+                self._spill_oldest()
+            rid = self._records_for(_RAM, layout)
+            code = self._code(self._by_id[rid].write(state), _RAM, rid)
+            self._lru[(id(owner), frame)] = (owner, frame)
+            self._ram_bytes += size
+            return code
 
-    def take(self, owner: "FrameStates", frame: int, slot: int) -> "FrameState":
+    def _spill_oldest(self) -> None:
+        """Move the least recently stored RAM record to the disk tier."""
+        _, (owner, frame) = self._lru.popitem(last=False)
+        index, _, ram = self._split(int(owner._slots[frame]))
+        fields = ram.read(index)
+        ram.free.append(index)
+        self._ram_bytes -= ram.record_bytes
+        disk = self._records_for(_DISK, ram.layout)
+        from .memory_bank import FrameState
+
+        owner._slots[frame] = self._code(self._by_id[disk].write(FrameState(**fields)), _DISK, disk)
+
+    def _release(self, owner: "FrameStates", frame: int, code: int) -> tuple[int, _Records]:
+        index, tier, rec = self._split(code)
+        if tier == _RAM:
+            del self._lru[(id(owner), frame)]
+            self._ram_bytes -= rec.record_bytes
+        rec.free.append(index)
+        return index, rec
+
+    def take(self, owner: "FrameStates", frame: int, code: int) -> "FrameState":
         """Remove a state from the store and return it (on the CPU)."""
         from .memory_bank import FrameState
 
         with self._lock:
-            if slot == _IN_RAM:
-                _, st, size = self._ram.pop((id(owner), frame))
-                self._ram_bytes -= size
-                return st
-            f = self._by_id[slot & ((1 << self._ID_BITS) - 1)]
-            index = slot >> self._ID_BITS
-            fields = f.read(index)
-            f.free.append(index)
-        return FrameState(**fields)
+            index, rec = self._release(owner, frame, code)
+            return FrameState(**rec.read(index))
 
-    def discard(self, owner: "FrameStates", frame: int, slot: int) -> None:
+    def discard(self, owner: "FrameStates", frame: int, code: int) -> None:
         with self._lock:
-            if slot == _IN_RAM:
-                _, _, size = self._ram.pop((id(owner), frame))
-                self._ram_bytes -= size
-            elif slot >= 0:
-                f = self._by_id[slot & ((1 << self._ID_BITS) - 1)]
-                f.free.append(slot >> self._ID_BITS)
+            self._release(owner, frame, code)
 
     @property
     def ram_bytes(self) -> int:
@@ -156,15 +179,16 @@ class HistoryStore:
 
     @property
     def disk_bytes(self) -> int:
-        return sum(f.nbytes for f in self._by_id)
+        return sum(r.nbytes for (tier, _), rid in self._records.items() if tier == _DISK
+                   for r in (self._by_id[rid],))
 
     def close(self) -> None:
         with self._lock:
-            self._ram.clear()
+            self._lru.clear()
             self._ram_bytes = 0
-            for f in self._by_id:
-                f.close()
-            self._files.clear()
+            for r in self._by_id:
+                r.close()
+            self._records.clear()
             self._by_id.clear()
 
 
