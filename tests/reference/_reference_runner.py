@@ -32,10 +32,20 @@ def reference_dir() -> Path:
     return Path(env) if env else (REPO.parent / "shared" / "reference")
 
 
+#: cases this project made with the official code (tests/reference/cases/README.md), always run
+OWN_CASES = Path(__file__).resolve().parent / "cases"
+
+
 def case_files() -> list[Path]:
-    d = reference_dir()
-    if not d.is_dir():
-        return []
+    """Cases of the shared reference folder, then this repository's own cases."""
+    out = []
+    for d in dict.fromkeys((reference_dir(), OWN_CASES)):
+        if d.is_dir():
+            out += _cases_in(d)
+    return out
+
+
+def _cases_in(d: Path) -> list[Path]:
     out = []
     for p in sorted(d.glob("*.json")):
         try:
@@ -127,6 +137,8 @@ def model_for(case: Case):
     name = case.meta["model"]
     size = int(case.settings().get("image_size", 1024))
     manifest = case.path.parent / f"weights_{name}.json"
+    if not manifest.exists():  # cases made elsewhere share the manifests of the shared set
+        manifest = REPO.parent / "shared" / "reference" / manifest.name
     return reference_model(name, size, str(manifest))
 
 
@@ -160,7 +172,7 @@ def session_for(case: Case, model) -> VideoSession:
         }.items() if v
     }
     for key, default in (("num_maskmem", 7), ("max_obj_ptrs_in_encoder", 16),
-                         ("memory_temporal_stride_for_eval", 1), ("max_cond_frames_in_attn", -1),
+                         ("memory_temporal_stride_for_eval", 1),
                          ("multimask_max_pt_num", 1), ("multimask_min_pt_num", 0)):
         if s.get(key, default) != default:
             unsupported[key] = s[key]
@@ -171,7 +183,8 @@ def session_for(case: Case, model) -> VideoSession:
     # hole filling only ran where the official CUDA extension was present
     fill = int(s.get("fill_hole_area", 0)) if case.meta.get("sam2_C_available", False) else 0
     return VideoSession(model, case.frames(), fill_hole_area=fill,
-                        corrections_as_conditioning=bool(s.get("add_all_frames_to_correct_as_cond", False)))
+                        corrections_as_conditioning=bool(s.get("add_all_frames_to_correct_as_cond", False)),
+                        max_cond_frames_in_attn=int(s.get("max_cond_frames_in_attn", -1)))
 
 
 class Checker:
