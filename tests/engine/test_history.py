@@ -25,17 +25,18 @@ def interactive_flow(session: VideoSession) -> dict:
     session.add_points(0, 1, [[36, 26]], [1])
     session.add_points(0, 2, [[30, 70]], [1])
     run("first")
-    out["late"] = session.add_box(20, 3, (20, 40, 50, 70), return_logits=True).logits
-    run("from 20", start=20)
-    out["fix"] = session.add_points(10, 1, [[36, 30], [10, 10]], [1, 0], return_logits=True).logits
-    run("from 10", start=10)
-    run("back from 10", "backward", start=10)
+    out["late"] = session.add_box(14, 3, (20, 40, 50, 70), return_logits=True).logits
+    run("from 14", start=14)
+    # 18 frames behind the last position: beyond the device window, so its history comes from the store
+    out["fix"] = session.add_points(5, 1, [[36, 30], [10, 10]], [1, 0], return_logits=True).logits
+    run("from 5", start=5)
+    run("back from 5", "backward", start=5)
     return out
 
 
 @pytest.mark.parametrize("as_cond", [True, False])
 def test_corrections_in_the_middle_see_the_whole_history(model, make_stack, monkeypatch, as_cond):
-    stack = make_stack(36)
+    stack = make_stack(24)
     spilled = VideoSession(model, stack, history_ram_bytes=0, corrections_as_conditioning=as_cond)
     a = interactive_flow(spilled)
     assert spilled.history_bytes["disk"] > 0  # the old frames really went to the spill file
