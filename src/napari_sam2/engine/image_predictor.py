@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ..errors import InputError, PromptError
 from ..model.sam2 import Sam2Model
 from .preprocess import image_input, robust_range, to_rgb, to_uint8
-from .prompt_checks import as_labels, as_points, checked_box
+from .prompt_checks import as_labels, as_points, checked_box, points_inside
 
 
 @dataclass
@@ -69,14 +69,7 @@ class ImagePredictor:
     def _to_model_xy(self, rc: np.ndarray, what: str = "point") -> torch.Tensor:
         """(N, 2) (row, col) image pixels -> (N, 2) (x, y) model-input pixels."""
         h, w = self._hw
-        rc = as_points(rc, what)
-        if not np.all(np.isfinite(rc)):
-            raise PromptError(f"The {what} has non-finite coordinates.")
-        outside = (rc[:, 0] < -0.5) | (rc[:, 0] > h - 0.5) | (rc[:, 1] < -0.5) | (rc[:, 1] > w - 0.5)
-        if outside.any():
-            r, c = rc[outside][0]
-            raise PromptError(f"The {what} at (row {r:g}, col {c:g}) is outside the {h} x {w} image.")
-        rc = rc.astype(np.float32)
+        rc = points_inside(rc, self._hw, what).astype(np.float32)
         xy = torch.from_numpy(rc[:, ::-1].copy())
         return xy / torch.tensor([w, h], dtype=torch.float32) * self.model.image_size
 

@@ -10,7 +10,7 @@ Only frames near the tracking position stay on the device; the rest live in the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch

@@ -54,6 +54,19 @@ def as_points(points: Any, what: str) -> np.ndarray:
     return pts
 
 
+def points_inside(points: Any, frame_shape: tuple[int, int], what: str) -> np.ndarray:
+    """(N, 2) (row, col) points checked to be finite and on the image (pixel centres +- 0.5)."""
+    h, w = frame_shape
+    rc = as_points(points, what)
+    if not np.all(np.isfinite(rc)):
+        raise PromptError(f"The {what} has non-finite coordinates.")
+    outside = (rc[:, 0] < -0.5) | (rc[:, 0] > h - 0.5) | (rc[:, 1] < -0.5) | (rc[:, 1] > w - 0.5)
+    if outside.any():
+        r, c = rc[outside][0]
+        raise PromptError(f"The {what} at (row {r:g}, col {c:g}) is outside the {h} x {w} image.")
+    return rc
+
+
 def as_labels(labels: Any, n: int) -> np.ndarray:
     try:
         lbl = np.asarray(labels if labels is not None else [], dtype=np.float64).reshape(-1)

@@ -18,7 +18,7 @@ from ..errors import BusyError, InputError, PromptError
 from ..model.sam2 import Sam2Model
 from .clip import Clip
 from .history import HistoryStore
-from .prompt_checks import as_labels, as_points, checked_box, show, visit_range
+from .prompt_checks import as_labels, as_points, checked_box, points_inside, show, visit_range
 from .frames import FrameSource, StackLayout, as_array_like, guess_layout, stack_intensity_range
 from .results import FrameResult
 
@@ -162,15 +162,7 @@ class VideoSession:
     def _model_xy(self, rc: np.ndarray, what: str) -> torch.Tensor:
         """(N, 2) (row, col) -> (N, 2) (x, y) model-input pixels, checking the bounds."""
         h, w = self.frame_shape
-        rc = as_points(rc, what)
-        if not np.all(np.isfinite(rc)):
-            raise PromptError(f"The {what} has non-finite coordinates.")
-        bad = (rc[:, 0] < -0.5) | (rc[:, 0] > h - 0.5) | (rc[:, 1] < -0.5) | (rc[:, 1] > w - 0.5)
-        if bad.any():
-            r, c = rc[bad][0]
-            raise PromptError(
-                f"The {what} at (row {r:g}, col {c:g}) is outside the {h} x {w} image."
-            )
+        rc = points_inside(rc, self.frame_shape, what)
         xy = torch.tensor(rc[:, ::-1].copy(), dtype=torch.float32)
         return xy / torch.tensor([w, h]) * self.model.image_size
 
