@@ -147,3 +147,18 @@ def test_max_cond_frames_must_be_all_or_at_least_two(model, make_stack, value):
 
     with pytest.raises(InputError, match="-1 .all. or at least 2"):
         VideoSession(model, make_stack(4), max_cond_frames_in_attn=value)
+
+
+def test_reading_results_and_clicking_far_frames_keep_device_state_bounded(model, make_stack):
+    s = VideoSession(model, np.repeat(make_stack(4), 10, axis=0), history_ram_bytes=0)
+    s.add_points(0, 1, [[36, 20]], [1])
+    tracked = {r.frame: r.masks for r in s.propagate()}
+    after_tracking = s.state_bytes
+    for f in range(40):  # showing every frame again reads the stored outputs in place
+        np.testing.assert_array_equal(s.result(f).masks, tracked[f])
+    assert s.state_bytes == after_tracking
+    tr = s._clip(()).tracks[1]
+    for f in (5, 12, 20, 27):  # corrections far apart, no propagation in between
+        s.add_points(f, 1, [[36, 24]], [1])
+        assert len(tr.non_cond.hot) <= MAX_OBJ_PTRS * 2 - 1
+    assert len(tr.non_cond) + len(tr.cond) >= 39  # nothing was lost

@@ -98,6 +98,7 @@ class Clip:
             out = self.model.sam_heads(pix, feats.high_res, coords[None].to(dev),
                                        labels[None].to(dev), prev_logits, multimask=n <= 1)
         tr.pending(is_cond)[frame] = self._state(out, 0, encode=False)
+        tr.prune(frame, self.max_cond)  # memories loaded for this click go back off the device
         return self.result(frame, is_cond=is_cond, return_logits=return_logits)
 
     @torch.inference_mode()
@@ -116,6 +117,7 @@ class Clip:
         with self.model.autocast():
             out = self.model.mask_as_output(self.feats(frame), m)
         tr.pending(is_cond)[frame] = self._state(out, 0, encode=False)
+        tr.prune(frame, self.max_cond)  # memories loaded for this click go back off the device
         return self.result(frame, is_cond=is_cond, return_logits=return_logits)
 
     def _state(self, out: HeadsOutput, row: int, encode: bool) -> FrameState:
@@ -134,7 +136,7 @@ class Clip:
     def choose_candidate(self, frame: int, obj_id: int, k: int) -> FrameResult:
         """Replace a single click's chosen mask by multimask candidate ``k``."""
         tr = self.tracks.get(obj_id)
-        st = tr.output(frame) if tr else None
+        st = tr.output(frame, peek=False) if tr else None
         if st is None or st.candidates is None:
             raise PromptError(f"Object {obj_id} has no multimask candidates on frame {frame} (only a single click has).")
         k = int(k) % st.candidates.shape[1]

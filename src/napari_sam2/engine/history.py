@@ -169,6 +169,14 @@ class HistoryStore:
             index, rec = self._release(owner, frame, code)
             return FrameState(**rec.read(index))
 
+    def read(self, code: int) -> "FrameState":
+        """A copy of a stored state (on the CPU); the store keeps it."""
+        from .memory_bank import FrameState
+
+        with self._lock:
+            index, _, rec = self._split(code)
+            return FrameState(**rec.read(index))
+
     def discard(self, owner: "FrameStates", frame: int, code: int) -> None:
         with self._lock:
             self._release(owner, frame, code)
@@ -219,6 +227,13 @@ class FrameStates:
         st = self.store.take(self, frame, slot).to_device(self.device)
         self.hot[frame] = st
         return st
+
+    def peek(self, frame: int) -> "FrameState | None":
+        """The state on ``frame`` for reading only: a stored one stays in the store (a CPU copy)."""
+        st = self.hot.get(frame)
+        if st is not None or not 0 <= frame < len(self._slots) or self._slots[frame] == _ABSENT:
+            return st
+        return self.store.read(int(self._slots[frame]))
 
     def __getitem__(self, frame: int) -> "FrameState":
         st = self.get(frame)

@@ -101,13 +101,20 @@ class ObjectTrack:
     def mark_tracked(self, frame: int, reverse: bool) -> None:
         self._direction[frame] = int(reverse)
 
-    def output(self, frame: int, is_cond: bool | None = None) -> FrameState | None:
-        """The latest output on ``frame``: pending first, then conditioning, then tracked."""
+    def output(self, frame: int, is_cond: bool | None = None, *, peek: bool = True) -> FrameState | None:
+        """The latest output on ``frame``: pending first, then conditioning, then tracked.
+
+        ``peek`` (default) reads a stored output without bringing it back to the device, so showing
+        results of many frames keeps device memory bounded; ``peek=False`` returns the held state
+        itself, for callers that change it.
+        """
         keys = (True, False) if is_cond is None else (is_cond,)
         for key in keys:
             st = self.pending(key).get(frame)
             if st is not None:
                 return st
+        if peek:
+            return self.cond.peek(frame) or self.non_cond.peek(frame)
         return self.cond.get(frame) or self.non_cond.get(frame)
 
     def prune(self, position: int, max_cond: int) -> None:
