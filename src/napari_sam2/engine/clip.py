@@ -210,8 +210,7 @@ class Clip:
                         tr.non_cond[frame] = st
                 tr.pending(is_cond).clear()
             for frame in tr.cond_frames():  # a conditioning frame's output wins over a later correction
-                if frame in tr.non_cond:
-                    tr.non_cond.pop(frame)
+                tr.non_cond.discard(frame)
 
     # -------------------------------------------------------------- propagation
     @torch.inference_mode()

@@ -252,6 +252,12 @@ class FrameStates:
         del self.hot[frame]
         return st
 
+    def discard(self, frame: int) -> None:
+        """Forget ``frame``'s state without reading it back from the store."""
+        self.hot.pop(frame, None)
+        if 0 <= frame < len(self._slots):
+            self._drop_cold(frame)
+
     def _drop_cold(self, frame: int) -> None:
         slot = int(self._slots[frame])
         if slot != _ABSENT:

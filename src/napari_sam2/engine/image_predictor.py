@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ..errors import InputError, PromptError
 from ..model.sam2 import Sam2Model
 from .preprocess import image_input, robust_range, to_rgb, to_uint8
-from .prompt_checks import as_labels, as_points, checked_box, points_inside
+from .prompt_checks import as_labels, as_points, checked_box, model_xy
 
 
 @dataclass
@@ -68,10 +68,7 @@ class ImagePredictor:
 
     def _to_model_xy(self, rc: np.ndarray, what: str = "point") -> torch.Tensor:
         """(N, 2) (row, col) image pixels -> (N, 2) (x, y) model-input pixels."""
-        h, w = self._hw
-        rc = points_inside(rc, self._hw, what).astype(np.float32)
-        xy = torch.from_numpy(rc[:, ::-1].copy())
-        return xy / torch.tensor([w, h], dtype=torch.float32) * self.model.image_size
+        return model_xy(rc, self._hw, self.model.image_size, what)
 
     @torch.inference_mode()
     def predict(

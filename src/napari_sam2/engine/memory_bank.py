@@ -88,7 +88,7 @@ class ObjectTrack:
     def add_cond(self, frame: int, state: FrameState) -> None:
         self.cond[frame] = state
         self.cond_order.setdefault(frame, None)
-        self.non_cond.pop(frame, None)
+        self.non_cond.discard(frame)
 
     def cond_frames(self) -> list[int]:
         return list(self.cond_order)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import PromptError
 def show(value: Any) -> str:
@@ -65,6 +66,14 @@ def points_inside(points: Any, frame_shape: tuple[int, int], what: str) -> np.nd
         r, c = rc[outside][0]
         raise PromptError(f"The {what} at (row {r:g}, col {c:g}) is outside the {h} x {w} image.")
     return rc
+
+
+def model_xy(points: Any, frame_shape: tuple[int, int], image_size: int, what: str) -> torch.Tensor:
+    """Checked (N, 2) (row, col) image pixels -> (N, 2) float32 (x, y) model-input pixels."""
+    h, w = frame_shape
+    rc = points_inside(points, frame_shape, what)
+    xy = torch.tensor(rc[:, ::-1].copy(), dtype=torch.float32)
+    return xy / torch.tensor([w, h], dtype=torch.float32) * image_size
 
 
 def as_labels(labels: Any, n: int) -> np.ndarray:

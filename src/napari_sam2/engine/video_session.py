@@ -18,7 +18,7 @@ from ..errors import BusyError, InputError, PromptError
 from ..model.sam2 import Sam2Model
 from .clip import Clip
 from .history import HistoryStore
-from .prompt_checks import as_labels, as_points, checked_box, points_inside, show, visit_range
+from .prompt_checks import as_labels, as_points, checked_box, model_xy, show, visit_range
 from .frames import FrameSource, StackLayout, as_array_like, guess_layout, stack_intensity_range
 from .results import FrameResult
 
@@ -161,10 +161,7 @@ class VideoSession:
 
     def _model_xy(self, rc: np.ndarray, what: str) -> torch.Tensor:
         """(N, 2) (row, col) -> (N, 2) (x, y) model-input pixels, checking the bounds."""
-        h, w = self.frame_shape
-        rc = points_inside(rc, self.frame_shape, what)
-        xy = torch.tensor(rc[:, ::-1].copy(), dtype=torch.float32)
-        return xy / torch.tensor([w, h]) * self.model.image_size
+        return model_xy(rc, self.frame_shape, self.model.image_size, what)
 
     # -------------------------------------------------------------- prompting
     def add_points(self, frame: Frame, obj_id: int, points: np.ndarray, labels: Sequence[int],
