@@ -24,6 +24,8 @@ from napari_sam2.api import (
     segment_video,
     tracks_from_labels,
 )
+from napari_sam2.engine.layout import StackLayout
+from napari_sam2.engine.prompt_arrays import build_prompts
 from napari_sam2.engine.prompts import PointPrompt, PromptSet
 from napari_sam2.errors import PromptError
 
@@ -67,19 +69,19 @@ def _summary(ps: PromptSet) -> list:
 def test_box_forms_are_equivalent(clip, model):
     from napari.layers import Shapes
 
-    geo = api.Geometry((4,), (48, 64))
+    geo = StackLayout((4, 48, 64), 0, False)
     pairs = np.array([[[1, 8, 6], [1, 24, 24]], [[1, 25, 34], [1, 40, 50]]], float)
     rows = np.array([[1, 8, 6, 24, 24], [1, 25, 34, 40, 50]], float)
     rects = [np.array([[f, r0, c0], [f, r0, c1], [f, r1, c1], [f, r1, c0]]) for f, r0, c0, r1, c1 in rows]
     shapes = Shapes(rects, shape_type="rectangle", features={"obj_id": [1, 2]})
-    expected = [(1, 1, (8.0, 6.0, 24.0, 24.0)), (1, 2, (25.0, 34.0, 40.0, 50.0))]
-    assert _summary(api.build_prompts(geo, boxes=pairs)) == expected  # default ids 1, 2
-    assert _summary(api.build_prompts(geo, boxes=rows, box_ids=[1, 2])) == expected
-    assert _summary(api.build_prompts(geo, boxes=np.asarray(shapes.data))) == expected  # (N, 4, 3)
-    assert _summary(api.build_prompts(geo, boxes=list(shapes.data))) == expected  # a list, as napari holds it
-    assert _summary(api.build_prompts(geo, prompts=prompts_from_layers(shapes_layer=shapes))) == expected
-    clipped = api.build_prompts(geo, boxes=[[1, -5, -5, 10, 99]])  # drawn past the border: clipped
-    assert _summary(clipped) == [(1, 1, (-0.5, -0.5, 10.0, 63.5))]
+    expected = [((1,), 1, (8.0, 6.0, 24.0, 24.0)), ((1,), 2, (25.0, 34.0, 40.0, 50.0))]
+    assert _summary(build_prompts(geo, boxes=pairs)) == expected  # default ids 1, 2
+    assert _summary(build_prompts(geo, boxes=rows, box_ids=[1, 2])) == expected
+    assert _summary(build_prompts(geo, boxes=np.asarray(shapes.data))) == expected  # (N, 4, 3)
+    assert _summary(build_prompts(geo, boxes=list(shapes.data))) == expected  # a list, as napari holds it
+    assert _summary(build_prompts(geo, prompts=prompts_from_layers(shapes_layer=shapes))) == expected
+    clipped = build_prompts(geo, boxes=[[1, -5, -5, 10, 99]])  # drawn past the border: clipped
+    assert _summary(clipped) == [((1,), 1, (-0.5, -0.5, 10.0, 63.5))]
     labels = segment_video(clip, boxes=rows, model=model)
     assert labels[0].any() and labels[3].any(), "direction='both' fills the frames before the prompt"
 

@@ -19,6 +19,8 @@ import pytest
 import tifffile
 
 from napari_sam2 import api, cli
+from napari_sam2._cli_plan import expand_stacks, match_prompts
+from napari_sam2._cli_stacks import describe_stack
 from napari_sam2.api import TEST_MODEL, object_table, segment_video
 from napari_sam2.io import read_stack
 
@@ -296,10 +298,11 @@ def test_console_script_help():
 # ------------------------------------------------------------------- pieces (no model)
 def test_labels_sink_spools_out_of_order_frames(tmp_path):
     from napari_sam2.io import LabelsTiffWriter
+    from napari_sam2.io.labels_sink import LabelsSink
 
     frames = np.arange(5 * 4 * 6, dtype=np.uint8).reshape(5, 4, 6) % 9
     writer = LabelsTiffWriter(tmp_path / "x.tif", frames.shape, max_label=9)
-    sink = cli.LabelsSink(writer, (5,), tmp_path / ".spool")
+    sink = LabelsSink(writer, (5,), tmp_path / ".spool")
     for t in (3, 4, 2, 1):  # the order of direction="both" from frame 3; frame 0 never comes
         sink.put((t,), frames[t])
     sink.finish()
@@ -314,25 +317,26 @@ def test_channel_axis_moved_last(tmp_path):
     data = np.arange(3 * 2 * 5 * 6, dtype=np.uint16).reshape(3, 2, 5, 6)  # T C Y X
     tifffile.imwrite(tmp_path / "tc.tif", data, imagej=True, metadata={"axes": "TCYX"})
     with read_stack(tmp_path / "tc.tif") as stack:
-        info = cli.describe_stack(stack, axis=0, channel=1)
-        assert info.axes == "TYX" and info.rgb and info.data.shape == (3, 5, 6, 2)
+        info = describe_stack(stack, axis=0, channel=1)
+        assert info.axes == "TYX" and info.layout.rgb and info.data.shape == (3, 5, 6, 2)
         np.testing.assert_array_equal(info.data[2], np.moveaxis(data[2], 0, -1))
-        assert info.geo.leading == (3,) and info.geo.frame_shape == (5, 6)
+        assert info.layout.leading_shape == (3,) and info.layout.frame_shape == (5, 6)
     tifffile.imwrite(tmp_path / "noaxes.tif", data[:, 0], imagej=True)  # tifffile calls these "channels"
     with read_stack(tmp_path / "noaxes.tif") as stack:
         assert stack.axes == "CYX"
-        info = cli.describe_stack(stack, axis=0, channel=None)
-        assert info.axes == "TYX" and not info.rgb and info.geo.leading == (3,) and "as frames" in info.note
+        info = describe_stack(stack, axis=0, channel=None)
+        assert info.axes == "TYX" and not info.layout.rgb and info.layout.leading_shape == (3,)
+        assert "as frames" in info.note
 
 
 def test_prompt_folder_matching_rule(tmp_path):
     stack = tmp_path / "cells.ome.tif"
     stack.write_bytes(b"")
     (tmp_path / "cells.csv").write_text("")
-    assert cli.match_prompts(tmp_path, stack).name == "cells.csv"
+    assert match_prompts(tmp_path, stack).name == "cells.csv"
     (tmp_path / "cells_prompts.tif").write_bytes(b"")
-    assert cli.match_prompts(tmp_path, stack).name == "cells_prompts.tif"
+    assert match_prompts(tmp_path, stack).name == "cells_prompts.tif"
     (tmp_path / "cells_prompts.csv").write_text("")
-    assert cli.match_prompts(tmp_path, stack).name == "cells_prompts.csv"
-    files, batch = cli.expand_stacks([str(tmp_path)])
+    assert match_prompts(tmp_path, stack).name == "cells_prompts.csv"
+    files, batch = expand_stacks([str(tmp_path)])
     assert [f.name for f in files] == ["cells.ome.tif"] and batch  # prompt files are not stacks

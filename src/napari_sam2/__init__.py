@@ -3,6 +3,9 @@
 Public API (imported lazily so that plugin discovery stays cheap)::
 
     from napari_sam2 import load_model, ImagePredictor, VideoSession, segment_video
+
+and the errors (:mod:`napari_sam2.errors`). Prompts, results and layer adapters live in their
+modules: ``napari_sam2.engine.prompts``, ``napari_sam2.engine.results``, ``napari_sam2.api``.
 """
 
 from __future__ import annotations
@@ -16,14 +19,11 @@ _EXPORTS = {
     "load_model": "napari_sam2.model.loading",
     "ImagePredictor": "napari_sam2.engine.image_predictor",
     "VideoSession": "napari_sam2.engine.video_session",
-    "FrameResult": "napari_sam2.engine.results",
-    "PromptSet": "napari_sam2.engine.prompts",
-    "PointPrompt": "napari_sam2.engine.prompts",
-    "BoxPrompt": "napari_sam2.engine.prompts",
-    "MaskPrompt": "napari_sam2.engine.prompts",
-    "Sam2Error": "napari_sam2.errors",
     "segment_video": "napari_sam2.api",
-    "prompts_from_layers": "napari_sam2.api",
+    **{name: "napari_sam2.errors" for name in (
+        "Sam2Error", "InputError", "PromptError", "OutputError", "CheckpointError", "DownloadError",
+        "DeviceError", "BusyError", "Cancelled",
+    )},
 }
 
 __all__ = ["__version__", *_EXPORTS]

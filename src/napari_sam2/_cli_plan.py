@@ -16,9 +16,9 @@ from typing import Sequence
 
 from .errors import InputError, PromptError
 from .io.partial_files import check_folder_writable
+from .io.stack import STACK_SUFFIXES
 
-STACK_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".btf", ".npy")
-PROMPT_SUFFIXES = (".csv", ".tif", ".tiff", ".npy")
+PROMPT_SUFFIXES = (".csv", ".tif", ".tiff", ".npy")  # in the order a prompt folder is searched
 
 
 def _stem(path: Path) -> str:

@@ -1,47 +1,25 @@
-"""The stack and prompt side of a CLI job: axes, channels, geometry and checked prompts."""
+"""The stack and prompt side of a CLI job: axes, channels, the stack's layout and checked prompts."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from .engine.layout import StackLayout
+from .engine.prompts import PromptSet
 from .errors import InputError, PromptError
-
-MAX_LABEL = 2**32 - 1  # labels TIFFs are at most uint32
-
-
-class ChannelLast:
-    """Lazy view of a stack with its channel axis moved last (where VideoSession expects it)."""
-
-    def __init__(self, data: Any, channel_axis: int) -> None:
-        self.data, self.c = data, channel_axis
-        shape = list(data.shape)
-        n = shape.pop(channel_axis)
-        self.shape = (*shape, n)
-        self.dtype = np.dtype(data.dtype)
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        key = key + (slice(None),) * (self.ndim - len(key))
-        src = list(key[:-1])
-        src.insert(self.c, key[-1])
-        out = np.asarray(self.data[tuple(src)])
-        if isinstance(key[-1], (int, np.integer)):
-            return out
-        pos = sum(not isinstance(k, (int, np.integer)) for k in src[: self.c])
-        return np.moveaxis(out, pos, -1)
+from .io.channel_view import ChannelLast
+from .io.prompt_csv import MAX_OBJ_ID
+from .io.prompt_files import read_prompts
 
 
 @dataclass
 class StackInfo:
+    """An opened stack as a job segments it: the data (channels last), its layout, the labels' calibration."""
+
     data: Any  # channels last
-    geo: Any  # api.Geometry
-    rgb: bool
+    layout: StackLayout
     axes: str  # of the labels: the stack's axes without C
     scale: tuple[float, ...] | None
     unit: str | None
@@ -49,9 +27,7 @@ class StackInfo:
 
 
 def describe_stack(stack: Any, axis: int, channel: int | None) -> StackInfo:
-    """Axes, geometry and calibration of an opened ``io.Stack`` for segmentation."""
-    from .api import Geometry
-
+    """Axes, layout and calibration of an opened ``io.Stack`` for segmentation."""
     data, axes = stack.data, stack.axes
     note = None
     if axes == "CYX" and channel is None:  # e.g. tifffile.imwrite(imagej=True) without axes: frames, really
@@ -77,36 +53,20 @@ def describe_stack(stack: Any, axis: int, channel: int | None) -> StackInfo:
         raise InputError(f"{name} is a single 2D image (axes {stack.axes}); give a stack (T, Y, X) or more.")
     if not 0 <= axis < len(lead):
         raise InputError(f"--axis {axis} is not one of the leading axes {lead} of {name} (0 to {len(lead) - 1}).")
-    shape = tuple(int(n) for n in data.shape)
-    geo = Geometry(shape[: len(lead)], shape[len(lead) : len(lead) + 2], axis)
+    layout = StackLayout(tuple(int(n) for n in data.shape), axis, rgb)
     scale = None
     if stack.scale is not None:
         size = dict(zip(stack.axes, stack.scale))
         scale = tuple(float(size.get(a, 1.0)) for a in spatial)
-    return StackInfo(data, geo, rgb, spatial, scale, stack.unit, note)
+    return StackInfo(data, layout, spatial, scale, stack.unit, note)
 
 
-def read_prompt_file(path: Path, geo: Any) -> Any:
-    """Prompts of ``path`` (io.read_prompts) for a stack of geometry ``geo``, checked and ready."""
-    from .api import check_prompt_set
-    from .engine.prompts import PromptSet
-    from .io import read_prompts
-
-    n_lead = len(geo.leading)
-    kwargs = dict(ndim=n_lead + 2, n_frames=geo.leading[-1], frame_shape=geo.frame_shape)
-    if n_lead == 1:
-        prompts = read_prompts(path, **kwargs)
-    else:  # outer positions one by one: the file's last leading column is its "frame"
-        prompts = PromptSet()
-        for outer in np.ndindex(*geo.leading[:-1]):
-            part = read_prompts(path, index=outer, **kwargs)
-            for name in ("points", "boxes", "masks"):
-                getattr(prompts, name).extend(
-                    dataclasses.replace(p, frame=(*outer, int(p.frame))) for p in getattr(part, name)
-                )
-    prompts = check_prompt_set(prompts, geo, source=path.name)
-    too_big = [i for i in prompts.obj_ids if i > MAX_LABEL]
+def read_prompt_file(path: Path, layout: StackLayout) -> PromptSet:
+    """Prompts of ``path`` for a stack of ``layout``: read once (every outer position of an N-D
+    stack, by frame key), checked against the stack, ids that fit a labels TIFF."""
+    prompts = read_prompts(path, layout)
+    too_big = [i for i in prompts.obj_ids if i > MAX_OBJ_ID]
     if too_big:
         raise PromptError(f"{path.name}: object id {too_big[0]} is too large; label TIFFs hold ids up to "
-                          f"{MAX_LABEL} (uint32), renumber the objects.")
+                          f"{MAX_OBJ_ID} (uint32), renumber the objects.")
     return prompts

@@ -6,8 +6,10 @@
 
 See docs/cli.md. Exit codes: 0 ok (outputs that exist are skipped with a message), 1 other
 error (e.g. an output that cannot be written), 2 usage error, 3 unreadable input stack,
-4 bad prompts, 5 model not available, 130 Ctrl-C, 143 SIGTERM (128 + the signal number).
-Each error is one line on stderr; ``--debug`` shows tracebacks. Outputs are written under
+4 bad prompts, 5 model not available, 130 Ctrl-C or a cancelled job, 143 SIGTERM (128 + the
+signal number). Each error is one line on stderr: a :class:`~napari_sam2.errors.Sam2Error`
+(the user can fix it) its message, anything else "unexpected ..., report it"; ``--debug``
+shows tracebacks. Outputs are written under
 hidden temporary names and renamed into place only when complete; an error, Ctrl-C or
 SIGTERM removes them (``io.partial_files``, ``_cli_signals``).
 
@@ -30,16 +32,16 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ._cli_plan import PROMPT_SUFFIXES, STACK_SUFFIXES, Job, expand_stacks, match_prompts, plan_jobs
+from ._cli_plan import Job, plan_jobs
 from ._cli_signals import Terminated, interrupt_status, terminate_as_interrupt
-from ._cli_stacks import ChannelLast, StackInfo, describe_stack, read_prompt_file
-from .errors import CheckpointError, DeviceError, DownloadError, InputError, PromptError, Sam2Error
+from ._cli_stacks import describe_stack, read_prompt_file
+from .errors import Cancelled, CheckpointError, DeviceError, InputError, PromptError, Sam2Error
 from .io.labels_sink import LabelsSink
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INPUT, EXIT_PROMPTS, EXIT_MODEL = 0, 1, 2, 3, 4, 5
+EXIT_CANCELLED = 130  # as Ctrl-C
 PROG = "napari-sam2"
-__all__ = ["ChannelLast", "Job", "LabelsSink", "PROMPT_SUFFIXES", "STACK_SUFFIXES", "StackInfo", "describe_stack",
-           "expand_stacks", "main", "match_prompts", "plan_jobs", "read_prompt_file"]
+__all__ = ["main"]
 CLI_FEATURE_CACHE = 0  # keep only the newest frame's features: the CLI visits each frame once per pass
 
 
@@ -49,7 +51,7 @@ def exit_code(err: BaseException) -> int:
         return EXIT_INPUT
     if isinstance(err, PromptError):
         return EXIT_PROMPTS
-    if isinstance(err, (CheckpointError, DownloadError, DeviceError)):
+    if isinstance(err, (CheckpointError, DeviceError)):  # a DownloadError is a CheckpointError
         return EXIT_MODEL
     return EXIT_ERROR
 
@@ -103,27 +105,12 @@ class ModelLoader:
 
 
 def check_model_spec(spec: str) -> None:
-    """Fail fast (before reading any stack) when --model names nothing usable."""
+    """Fail fast (before reading any stack) when --model names nothing usable (``load_model``'s rule)."""
     from .api import TEST_MODEL
-    from .checkpoints import registry_names
-    from .checkpoints.filecheck import sniff_checkpoint
-    from .checkpoints.names import registry_name_of, unknown_model
+    from .checkpoints.resolve import checkpoint_source
 
-    names = registry_names()
-    if spec == TEST_MODEL:
-        return
-    name = registry_name_of(spec, names)
-    if name in names:
-        return
-    if name is not None:
-        raise unknown_model(name, names, f" (see `{PROG} models`)")
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise CheckpointError(f"The checkpoint file {path} does not exist; check the path, or use a model name "
-                              f"({', '.join(names)}).")
-    if path.is_dir():
-        raise CheckpointError(f"--model {spec} is a folder; give the .pt checkpoint file itself.")
-    sniff_checkpoint(path)  # an LFS pointer, HTML page, safetensors file... fails before any stack is read
+    if spec != TEST_MODEL:
+        checkpoint_source(spec)
 
 
 def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _Console) -> str:
@@ -146,33 +133,33 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
         info = describe_stack(stack, args.axis, args.channel)
         if info.note:
             console.info(info.note)
-        geo = info.geo
+        layout = info.layout
         if job.ctc is not None and len(info.axes) > 4:
             raise InputError(f"--ctc needs (T, Y, X) or (T, Z, Y, X) labels; {job.stack.name} gives {info.axes}.")
         assert job.prompts is not None
-        prompts = read_prompt_file(job.prompts, geo)
+        prompts = read_prompt_file(job.prompts, layout)
         model = models.get()
         ensure_folder(job.out.parent, "--out")
         partial = temp.file(job.out)
-        spool = None if geo.in_page_order(prompts, args.direction) else temp.file(job.out, "spool")
+        spool = None if layout.in_page_order(prompts, args.direction) else temp.file(job.out, "spool")
         outer_names = [a.lower() for i, a in enumerate(info.axes[:-2]) if i != args.axis]
         table = ObjectTable.for_stack(stack, index_names=outer_names) if job.table is not None else None
         try:
-            writer = LabelsTiffWriter(partial, geo.labels_shape, max_label=max(prompts.obj_ids),
+            writer = LabelsTiffWriter(partial, layout.labels_shape, max_label=max(prompts.obj_ids),
                                       axes=info.axes, scale=info.scale, unit=info.unit)
             temp.on_cleanup(writer.abort)
-            sink = LabelsSink(writer, geo.leading, spool)
+            sink = LabelsSink(writer, layout.leading_shape, spool)
             temp.on_cleanup(sink.close)
         except OSError as exc:
             raise output_error(job.out, exc, "--out") from None
         visited = 0
         try:
-            with VideoSession(model, info.data, args.axis, channel=args.channel, rgb=info.rgb,
+            with VideoSession(model, info.data, args.axis, channel=args.channel, rgb=layout.rgb,
                               feature_cache_bytes=CLI_FEATURE_CACHE) as session, \
-                    tqdm(total=geo.count_frames(prompts, args.direction), desc=job.stack.name, unit="frame",
+                    tqdm(total=layout.count_frames(prompts, args.direction), desc=job.stack.name, unit="frame",
                          file=sys.stderr, disable=args.quiet, leave=False) as bar:
                 for result in iter_results(session, prompts, args.direction):
-                    sink.put(geo.result_key(result), result.to_labels(writer.dtype))
+                    sink.put(result.key, result.to_labels(writer.dtype))
                     if table is not None:
                         table.add(result)
                     bar.update(1)
@@ -185,7 +172,7 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
             if job.ctc is not None:
                 ensure_folder(job.ctc.parent, "--ctc")
                 ctc_tmp = temp.folder(job.ctc)
-                write_ctc(ctc_tmp, _tiff_frames(partial), n_frames=geo.leading[0])
+                write_ctc(ctc_tmp, _tiff_frames(partial), n_frames=layout.leading_shape[0])
             # everything is written: rename into place, the labels last (it exists only when all is done)
             if job.table is not None:
                 temp.publish(table_tmp, job.table)
@@ -246,13 +233,14 @@ def cmd_models(args: argparse.Namespace, parser: argparse.ArgumentParser, consol
 
 # --------------------------------------------------------------------------- parser
 def _image_size(text: str) -> int:
+    from .model.loading import check_image_size
+
     try:
-        size = int(text)
+        return check_image_size(int(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if size % 64 or not 256 <= size <= 1024:
-        raise argparse.ArgumentTypeError(f"{size} is not a multiple of 64 between 256 and 1024")
-    return size
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _device(text: str) -> str:
@@ -320,6 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         how = err.name if isinstance(err, Terminated) and err.name != "SIGINT" else "Ctrl-C"
         console.error(f"interrupted ({how}); unfinished outputs were removed.")
         return interrupt_status(err)
+    except Cancelled as err:  # not a failure: a notice
+        if args.debug:
+            raise
+        console.note(f"cancelled: {err}")
+        return EXIT_CANCELLED
     except Sam2Error as err:
         if args.debug:
             raise

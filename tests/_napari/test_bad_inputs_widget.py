@@ -158,7 +158,7 @@ def test_closing_the_dock_during_a_propagation_cancels_it(w, viewer, qtbot, monk
     wait_idle(qtbot, w)
     assert notes[-1] == ("info", guards.PANEL_CLOSED) and not errors(notes) and stray() == []
     assert len(frames) <= 2 and written(viewer.layers["blobs SAM 2"].data) == [0]
-    assert not w.state.running and w.session is None
+    assert not w.controller.propagating and w.session is None
 
 
 # ---- layers removed during a propagation --------------------------------------------------------
@@ -177,7 +177,7 @@ def test_removing_a_layer_during_a_propagation_cancels_it(w, viewer, qtbot, monk
     assert len(frames) <= 2
     # nothing reached a layer after the removal: frame 0 as it was, the frame in flight dropped
     np.testing.assert_array_equal(out.data, before)
-    assert written(out.data) == [0] and not w.state.running and w.propagate_btn.isEnabled()
+    assert written(out.data) == [0] and not w.controller.propagating and w.propagate_btn.isEnabled()
     if which == "output":
         assert "blobs SAM 2" not in viewer.layers  # no new layer made for the frame in flight
     if which == "image":

@@ -1,22 +1,16 @@
-"""Qt-free helpers: frame keys, default axis, frame counts, progress text, error messages."""
+"""Qt-free helpers: frame keys and frame counts (the engine's StackLayout, as the widget uses them),
+default axis, progress text, error messages."""
 
 import numpy as np
 import pytest
 import torch
 
 from napari_sam2._napari import messages as M
-from napari_sam2._napari.frames import (
-    axis_names,
-    count_frames,
-    default_axis,
-    key_of,
-    result_key,
-    round_key,
-    session_frame,
-)
+from napari_sam2._napari.frames import axis_names, default_axis
 from napari_sam2._napari.progress import ProgressMeter, format_seconds
+from napari_sam2.engine.layout import StackLayout, coords_key, frame_key
 from napari_sam2.engine.results import FrameResult
-from napari_sam2.errors import CheckpointError
+from napari_sam2.errors import CheckpointError, DownloadCancelled, LoadCancelled, OutputError, PromptError
 
 
 def _result(frame, index=()):
@@ -33,17 +27,18 @@ def _result(frame, index=()):
 
 
 def test_frame_keys_round_trip():
-    assert session_frame((3,)) == 3
-    assert session_frame((1, 2)) == (1, 2)
-    assert key_of(3) == (3,) and key_of((1, 2)) == (1, 2)
-    assert round_key([2.6, 0.4]) == (3, 0)
+    assert frame_key(3) == (3,) and frame_key((1, 2)) == (1, 2)
+    assert coords_key([3.004, 0.0], "a click") == (3, 0)  # napari's float coordinates, rounded
+    with pytest.raises(PromptError):
+        coords_key([2.6, 0.4], "a click")  # between frames: refused, not rounded
 
 
 def test_result_key_inserts_frame_at_axis():
-    assert result_key(_result(5), axis=0) == (5,)
+    assert StackLayout((9, 8, 8), 0, False).result_key(_result(5)) == (5,)
+    assert _result(5).key == (5,)
     # T x Z x Y x X propagated along Z (axis 1): index holds t
-    assert result_key(_result(7, index=(2,)), axis=1) == (2, 7)
-    assert result_key(_result(7, index=(2,)), axis=0) == (7, 2)
+    assert StackLayout((3, 9, 8, 8), 1, False).result_key(_result(7, index=(2,))) == (2, 7)
+    assert StackLayout((9, 3, 8, 8), 0, False).result_key(_result(7, index=(2,))) == (7, 2)
 
 
 def test_default_axis_prefers_time_then_z():
@@ -72,7 +67,7 @@ def test_axis_names_show_label_and_length():
     ],
 )
 def test_count_frames(direction, start, stop, expected):
-    assert count_frames(10, direction, start, stop) == expected
+    assert StackLayout((10, 8, 8), 0, False).count_visits(direction, start, stop) == expected
 
 
 def test_progress_meter_fps_and_eta():
@@ -97,3 +92,9 @@ def test_messages_name_the_fix():
     assert "smaller model" in M.describe(MemoryError())[1]
     assert M.describe(CheckpointError("file x.pt is not a SAM 2 checkpoint"))[1] == "SAM 2: file x.pt is not a SAM 2 checkpoint"
     assert "ValueError" in M.describe(ValueError("boom"))[1]
+    # every user error is its own message (never "unexpectedly"); Cancel is a notice
+    assert M.describe(OutputError("the layer is in the way")) == ("error", "SAM 2: the layer is in the way")
+    assert M.describe(PromptError("frame 9 is outside")) == ("error", "SAM 2: frame 9 is outside")
+    assert M.describe(DownloadCancelled("stopped")) == ("info", M.DOWNLOAD_CANCELLED)
+    assert M.describe(LoadCancelled("stopped")) == ("info", M.LOAD_CANCELLED)
+    assert "unexpectedly" in M.describe(RuntimeError("a bug"))[1] and M.is_bug(RuntimeError("a bug"))

@@ -8,7 +8,7 @@ from napari_sam2._napari.labels_writer import LabelsWriter, merge_frame
 from napari_sam2.engine.results import FrameResult
 
 
-def _result(frame, masks: dict, index=()):
+def _result(frame, masks: dict, index=(), key=()):
     ids = tuple(masks)
     stack = np.stack([masks[i] for i in ids]) if ids else np.zeros((0, 8, 8), bool)
     n = len(ids)
@@ -21,6 +21,7 @@ def _result(frame, masks: dict, index=()):
         iou=np.ones(n, np.float32),
         object_score_logits=np.ones(n, np.float32),
         index=index,
+        key=key,
     )
 
 
@@ -74,8 +75,8 @@ def test_absent_object_is_erased_and_erase():
 def test_nd_result_goes_to_its_outer_index():
     data = np.zeros((2, 3, 8, 8), np.uint16)  # T, Z, Y, X propagated along Z
     layer = Labels(data)
-    w = LabelsWriter(layer, axis=1)
-    w.write(_result(2, {5: _box(0, 0, 2, 2)}, index=(1,)))
+    w = LabelsWriter(layer)
+    w.write(_result(2, {5: _box(0, 0, 2, 2)}, index=(1,), key=(1, 2)))  # frame 2 of time point 1
     assert layer.data[1, 2, 0, 0] == 5 and layer.data.sum() == 4 * 5
 
 
@@ -111,3 +112,33 @@ def test_ids_beyond_the_layer_dtype_are_refused():
     with pytest.raises(ValueError, match="does not fit the uint8 labels of 'small'"):
         LabelsWriter(layer).write(_result(0, {300: _box(0, 0, 2, 2)}))
     assert not layer.data.any()
+
+
+def test_grouped_multi_frame_write_is_one_undo_step_and_redo_reapplies():
+    """napari's public undo (``data_setitem`` inside ``block_history``), on every supported napari."""
+    rng = np.random.default_rng(0)
+    user = rng.integers(0, 3, size=(5, 8, 8)).astype(np.uint32) * 20  # the user's own labels 0 / 20 / 40
+    layer = Labels(user.copy())
+    layer.undo()  # nothing to undo yet: no change
+    np.testing.assert_array_equal(layer.data, user)
+    w = LabelsWriter(layer, overwrite_other=True)  # overwriting: the user's labels are in the undo items
+    w.begin_group()
+    for t in range(5):
+        w.write(_result(t, {1: _box(t, 0, t + 3, 8), 2: _box(0, 5, 8, 7)}))
+    w.end_group()
+    after = layer.data.copy()
+    assert (after != user).sum() > 5 * 8 and not w.grouping
+    layer.undo()  # ONE step takes every frame back, exactly
+    np.testing.assert_array_equal(layer.data, user)
+    layer.undo()  # and there was no other step
+    np.testing.assert_array_equal(layer.data, user)
+    layer.redo()
+    np.testing.assert_array_equal(layer.data, after)
+    layer.redo()  # nothing more to redo
+    np.testing.assert_array_equal(layer.data, after)
+    w.end_group()  # closing a group twice is harmless
+    w.write(_result(2, {1: np.zeros((8, 8), bool)}))  # outside a group: a step of its own
+    layer.undo()
+    np.testing.assert_array_equal(layer.data, after)
+    layer.undo()
+    np.testing.assert_array_equal(layer.data, user)

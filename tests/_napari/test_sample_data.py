@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_sam2._napari import sample_data
-from napari_sam2._napari.sample_data import make_cells_timelapse, make_ultrasound_clip
+from napari_sam2._napari.synthetic import make_cells_timelapse, make_ultrasound_clip
 
 
 def _present(labels: np.ndarray, label: int) -> np.ndarray:

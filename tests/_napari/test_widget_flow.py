@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from napari_sam2._napari import messages
-from napari_sam2._napari.jobs import DOWNLOAD_CANCELLED
+from napari_sam2._napari.messages import DOWNLOAD_CANCELLED
 from napari_sam2._napari.ui import NEW_OUTPUT
 from napari_sam2.checkpoints import ENV_REGISTRY, ENV_WEIGHTS_DIR
 from napari_sam2.engine.video_session import VideoSession
@@ -144,7 +144,7 @@ def test_click_and_box_preview_the_current_frame(w, viewer, qtbot, engine, ref):
     out = _out(viewer)
     assert w.output_combo.currentText() == "cells SAM 2"
     (name, args), = engine.of(w.session, "add_points")
-    assert (args["frame"], args["obj_id"], args["points"].tolist(), list(args["labels"])) == (3, 1, [[40, 40]], [1])
+    assert (args["frame"], args["obj_id"], args["points"].tolist(), list(args["labels"])) == ((3,), 1, [[40, 40]], [1])
     _same(out[3], ref.add_points(3, 1, P([40, 40]), [1]))
     assert out[3, 40, 40] == 1
     assert not np.delete(out, 3, axis=0).any()  # only the frame looked at
@@ -153,7 +153,7 @@ def test_click_and_box_preview_the_current_frame(w, viewer, qtbot, engine, ref):
     add_box(w.boxes_layer, 3, 100, 100, 120, 130)
     wait_idle(qtbot, w)
     name, args = engine.of(w.session)[-1]
-    assert (name, args["frame"], args["obj_id"], args["box"].tolist()) == ("add_box", 3, 2, [100, 100, 120, 130])
+    assert (name, args["frame"], args["obj_id"], args["box"].tolist()) == ("add_box", (3,), 2, [100, 100, 120, 130])
     r = ref.add_box(3, 2, P(100, 100, 120, 130))
     _same(out[3], r)
     assert {1, 2} <= set(np.unique(out[3])) and out[3, 110, 115] == 2
@@ -172,7 +172,7 @@ def test_candidate_cycling_key_and_prefetch(w, viewer, qtbot, engine, ref):
     press(w.points_layer, "c")
     wait_idle(qtbot, w)
     name, args = engine.of(w.session)[-1]
-    assert (name, args["frame"], args["obj_id"], args["k"]) == ("choose_candidate", 0, 1, 1)
+    assert (name, args["frame"], args["obj_id"], args["k"]) == ("choose_candidate", (0,), 1, 1)
     _same(out[0], second)
     assert "candidate 2 of 3" in w.status_label.text()
 
@@ -181,7 +181,7 @@ def test_candidate_cycling_key_and_prefetch(w, viewer, qtbot, engine, ref):
     assert 17 not in features
     viewer.dims.set_current_step(0, 17)
     qtbot.waitUntil(lambda: 17 in features, timeout=30_000)
-    assert [a["frame"] for _, a in engine.of(w.session, "prefetch")][-1] == 17
+    assert [a["frame"] for _, a in engine.of(w.session, "prefetch")][-1] == (17,)
     wait_idle(qtbot, w)
 
 
@@ -255,7 +255,7 @@ def test_propagate_forward_progress_and_review_list(w, viewer, qtbot, engine, re
         _same(out[r.frame], r)
     assert _written(out) == [5, 6, 7, 8, 9]
     (_, args), = engine.of(w.session, "propagate")
-    assert (args["direction"], args["start"], args["stop"]) == ("forward", 5, 9)
+    assert (args["direction"], args["start"], args["stop"]) == ("forward", (5,), 9)
     assert percents == [20, 40, 60, 80, 100]  # one step per frame as it arrives
     assert "Propagated 5 frames" in w.progress_label.text() and "frames/s" in w.progress_label.text()
     assert viewer.dims.current_step[0] == 9  # followed the propagation
@@ -294,7 +294,7 @@ def test_backward_then_both_directions_within_a_range(w, viewer, qtbot, engine, 
         _same(out[r.frame], r)
     assert _written(out) == [17, 18, 19, 20]
     _, args = engine.of(w.session, "propagate")[-1]
-    assert (args["direction"], args["start"], args["stop"]) == ("backward", 20, 17)
+    assert (args["direction"], args["start"], args["stop"]) == ("backward", (20,), 17)
 
     w.direction_combo.setCurrentText("both")
     _set_range(w, 18, 22)
@@ -307,7 +307,7 @@ def test_backward_then_both_directions_within_a_range(w, viewer, qtbot, engine, 
     _same(out[17], backward[-1])  # outside the second range: left as the first pass wrote it
     assert _written(out) == list(range(17, 23))
     _, args = engine.of(w.session, "propagate")[-1]
-    assert (args["direction"], args["start"], args["stop"]) == ("both", 20, (18, 22))
+    assert (args["direction"], args["start"], args["stop"]) == ("both", (20,), (18, 22))
     assert w.meter.total == w.meter.done == 5
 
 
@@ -326,7 +326,7 @@ def test_clicks_during_a_propagation_wait_for_it(w, viewer, qtbot, engine, ref):
     # the click reached the engine only after the propagation had finished, and was applied then
     assert engine.names(w.session)[-3:] == ["propagate", "propagate_end", "add_points"]
     _, args = engine.of(w.session)[-1]
-    assert (args["frame"], args["obj_id"], args["points"].tolist()) == (30, 3, [[100, 100]])
+    assert (args["frame"], args["obj_id"], args["points"].tolist()) == ((30,), 3, [[100, 100]])
     out = _out(viewer)
     ref.add_points(0, 1, P([40, 40]), [1])
     for r in ref.propagate("forward", start=0, stop=11):
@@ -355,7 +355,7 @@ def test_cancel_keeps_exactly_the_finished_frames(w, viewer, qtbot, engine, ref)
     for r in ref.propagate("forward", start=0, stop=n - 1):
         _same(out[r.frame], r)
     assert "Cancelled after" in w.progress_label.text() and w.progress_bar.value() < 100
-    assert w.propagate_btn.isEnabled() and not w.cancel_btn.isEnabled() and not w.state.running
+    assert w.propagate_btn.isEnabled() and not w.cancel_btn.isEnabled() and not w.controller.propagating
 
 
 def test_correction_on_a_propagated_frame_then_propagate_again(w, viewer, qtbot, engine, ref):
@@ -369,7 +369,7 @@ def test_correction_on_a_propagated_frame_then_propagate_again(w, viewer, qtbot,
     w.points_layer.add([[3, 200, 200]])  # correction click on frame 3
     wait_idle(qtbot, w)
     name, args = engine.of(w.session)[-1]
-    assert (name, args["frame"], args["obj_id"], args["points"].tolist()) == ("add_points", 3, 1, [[200, 200]])
+    assert (name, args["frame"], args["obj_id"], args["points"].tolist()) == ("add_points", (3,), 1, [[200, 200]])
     out = _out(viewer)
     ref.add_points(0, 1, P([40, 40]), [1])
     list(ref.propagate("forward", start=0, stop=5))
@@ -378,7 +378,7 @@ def test_correction_on_a_propagated_frame_then_propagate_again(w, viewer, qtbot,
     w.propagate()
     wait_idle(qtbot, w)
     _, args = engine.of(w.session, "propagate")[-1]
-    assert (args["direction"], args["start"], args["stop"]) == ("forward", 3, 5)
+    assert (args["direction"], args["start"], args["stop"]) == ("forward", (3,), 5)
     for r in ref.propagate("forward", start=3, stop=5):  # carried on from the corrected frame
         _same(out[r.frame], r)
     np.testing.assert_array_equal(out[:3], propagated[:3])
@@ -400,7 +400,7 @@ def test_deleting_prompts_clears_and_removes_objects(w, viewer, qtbot, engine, r
     wait_idle(qtbot, w)
     # clearing the last prompt removes the object in the engine; no separate remove_object call
     name, args = engine.of(w.session)[-1]
-    assert (name, args["frame"], args["obj_id"]) == ("clear_prompts", 0, 2)
+    assert (name, args["frame"], args["obj_id"]) == ("clear_prompts", (0,), 2)
     assert "remove_object" not in engine.names(w.session)
     assert w.session.obj_ids == [1]
     ref.clear_prompts(0, 2)
@@ -420,7 +420,7 @@ def test_mask_prompts_from_a_labels_layer(w, viewer, qtbot, engine, ref):
     wait_idle(qtbot, w)
     ids = sorted(int(i) for i in np.unique(gt[0]) if i)
     sent = engine.of(w.session, "add_mask")
-    assert [(a["frame"], a["obj_id"]) for _, a in sent] == [(0, i) for i in ids]
+    assert [(a["frame"], a["obj_id"]) for _, a in sent] == [((0,), i) for i in ids]
     for (_, a), i in zip(sent, ids):
         np.testing.assert_array_equal(a["mask"], gt[0] == i)
     for i in ids:
@@ -464,7 +464,7 @@ def test_other_labels_preserved_overwrite_option_and_undo(w, viewer, qtbot, engi
     w.points_layer.add([[10, 36, 36]])
     wait_idle(qtbot, w)
     name, args = engine.of(w.session, "add_points")[-1]
-    assert (args["frame"], args["obj_id"], args["points"].tolist()) == (10, 8, [[36, 36]])
+    assert (args["frame"], args["obj_id"], args["points"].tolist()) == ((10,), 8, [[36, 36]])
     labels = ref.add_points(10, 8, P([36, 36]), [1]).to_labels()
     assert (labels[existing[10] == 7] == 8).any()
     np.testing.assert_array_equal(layer.data[10], np.where(labels == 8, 8, existing[10]))  # painted over 7 when asked
@@ -500,7 +500,7 @@ def test_out_of_memory_is_explained_and_widget_recovers(w, viewer, qtbot, notes,
     assert "Stopped by an error after 1 frames" in w.progress_label.text()
     out = _out(viewer)
     assert _written(out) == [0]  # the frame finished before the error stays
-    assert w.propagate_btn.isEnabled() and not w.cancel_btn.isEnabled() and not w.state.running
+    assert w.propagate_btn.isEnabled() and not w.cancel_btn.isEnabled() and not w.controller.propagating
 
     # the widget is usable again: the next propagation runs through
     w.propagate()

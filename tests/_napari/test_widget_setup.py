@@ -69,7 +69,7 @@ def test_negative_key_checkbox_and_object_id_set_new_points(cells_widget, model,
     np.testing.assert_allclose(pts.face_color[1], [0, 1, 0, 1])  # lime
     assert NEGATIVE_COLOR == "red"
     wait_idle(qtbot, w)
-    assert sent[-1] == (0, 4, [[30.0, 30.0], [40.0, 40.0]], [0, 1])
+    assert sent[-1] == ((0,), 4, [[30.0, 30.0], [40.0, 40.0]], [0, 1])  # frames are frame keys
     assert w.session.obj_ids == [4] and w.state.owned_ids == {4}
 
 

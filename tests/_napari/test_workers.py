@@ -7,11 +7,10 @@ import pytest
 
 from napari_sam2._napari import workers as W
 from napari_sam2._napari.prompt_sync import PromptTracker
-from napari_sam2._napari.runner import JobError, _guarded
-from napari_sam2.checkpoints import DownloadCancelled
+from napari_sam2._napari.runner import InlineWorkers, Job, JobError, JobRunner, _guarded
 from napari_sam2.engine.prompts import BoxPrompt, PointPrompt, PromptSet
 from napari_sam2.engine.video_session import VideoSession
-from napari_sam2.errors import CheckpointError
+from napari_sam2.errors import Cancelled, CheckpointError, DownloadCancelled, LoadCancelled
 from napari_sam2.model import loading
 
 
@@ -61,9 +60,10 @@ def test_load_model_job_stops_waiting_for_a_loader_that_ignores_cancel(monkeypat
     assert next(gen).text.startswith("Loading")
     cancel.set()
     try:
-        with pytest.raises(DownloadCancelled, match="loading of sam2.1_hiera_tiny was cancelled") as info:
+        with pytest.raises(Cancelled, match="loading of sam2.1_hiera_tiny was cancelled") as info:
             next(gen)
-        assert isinstance(info.value, W.LoadCancelled)  # nothing was downloading: "loading cancelled"
+        assert isinstance(info.value, LoadCancelled)  # nothing was downloading: "loading cancelled"
+        assert not isinstance(info.value, DownloadCancelled)
         assert not returned.is_set(), "the job waited for the stuck loader instead of giving up"
     finally:
         release.set()  # the daemon thread ends on its own once the loader returns
@@ -97,3 +97,21 @@ def test_guard_turns_runtime_errors_into_job_errors():
     with pytest.raises(JobError) as info:
         next(gen)
     assert isinstance(info.value.original, RuntimeError)
+
+
+def test_runner_runs_plain_functions_and_generators_in_order():
+    workers = InlineWorkers()
+    busy, got = [], []
+    runner = JobRunner(on_busy=lambda b, name: busy.append((b, name)), start=workers)
+    runner.submit(Job("plain", lambda: (lambda x: x * 2, (21,), {}), on_return=got.append))
+    runner.submit(Job("gen", lambda: (_two, (), {}), on_yield=got.append, on_return=got.append))
+    assert runner.running("plain") and runner.pending == ["gen"]
+    workers.run()
+    assert got == [42, 1, 2, "end"] and not runner.busy
+    assert busy == [(True, "plain"), (True, "gen"), (False, "gen")]
+
+
+def _two():
+    yield 1
+    yield 2
+    return "end"

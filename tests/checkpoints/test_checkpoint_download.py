@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from napari_sam2.checkpoints import DownloadCancelled, resolve_checkpoint
-from napari_sam2.errors import CheckpointError, DownloadError
+from napari_sam2.errors import Cancelled, CheckpointError, DownloadError, Sam2Error
 
 N = 300_000  # about 5 chunks of 64 KiB
 
@@ -61,7 +61,9 @@ def test_cancel_keeps_partial_file_and_next_call_resumes(server, model, isolated
 
     with pytest.raises(DownloadCancelled) as err:
         resolve_checkpoint("m", registry=reg, verify=ok_verify, progress=progress, cancel=cancel)
-    assert isinstance(err.value, DownloadError)
+    # a cancel is the user's choice, reported as a notice: a Cancelled, not a failed download
+    assert isinstance(err.value, Cancelled) and isinstance(err.value, Sam2Error)
+    assert not isinstance(err.value, DownloadError)
     part = isolated_cache / "m.pt.part"
     kept = part.stat().st_size
     assert 0 < kept < N and str(part) in str(err.value)

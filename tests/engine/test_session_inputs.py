@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_sam2 import VideoSession
-from napari_sam2.engine.frames import guess_layout
+from napari_sam2.engine.layout import guess_layout
 from napari_sam2.errors import InputError, PromptError
 
 
@@ -216,17 +216,18 @@ def test_mask_prompts_from_labels_arrays_and_layers_are_built_on_use():
     """API arrays, Labels layers and label files share one bounded mask-prompt builder."""
     from types import SimpleNamespace
 
-    from napari_sam2.api import Geometry, build_prompts
+    from napari_sam2.engine.layout import StackLayout
+    from napari_sam2.engine.prompt_arrays import build_prompts
     from napari_sam2.engine.prompts import LabelMask
     from napari_sam2.layer_prompts import mask_prompts
 
     labels = np.zeros((3, 20, 30), np.uint16)
     labels[0, 2:6, 3:9] = 4
     labels[2, 10:15, 10:20] = 9
-    from_api = build_prompts(Geometry((3,), (20, 30)), masks=labels).masks
+    from_api = build_prompts(StackLayout((3, 20, 30), 0, False), masks=labels).masks
     from_layer = mask_prompts(SimpleNamespace(data=labels, name="cellpose"))
     for got in (from_api, from_layer):
-        assert [(m.frame, m.obj_id) for m in got] == [(0, 4), (2, 9)]
+        assert [(m.frame, m.obj_id) for m in got] == [((0,), 4), ((2,), 9)]
         assert all(isinstance(m.mask, LabelMask) for m in got)
         for m in got:
             np.testing.assert_array_equal(np.asarray(m.mask), labels[m.frame] == m.obj_id)

@@ -7,6 +7,7 @@ import pytest
 import tifffile
 
 from napari_sam2.engine.results import FrameResult
+from napari_sam2.errors import InputError, OutputError
 from napari_sam2.io import CtcTrack, write_ctc
 
 SPOTS = {1: (slice(0, 2), slice(0, 2)), 2: (slice(4, 6), slice(4, 6)), 3: (slice(0, 2), slice(6, 8))}
@@ -70,14 +71,14 @@ def test_more_than_1000_frames_use_four_digits(tmp_path):
 
 def test_existing_export_is_protected(tmp_path):
     write_ctc(tmp_path, _frames())
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(OutputError, match="overwrite=True"):
         write_ctc(tmp_path, _frames())
     write_ctc(tmp_path, [np.zeros((8, 8), np.uint8)], overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["man_track.txt", "mask000.tif"]
 
 
 def test_bad_frames(tmp_path):
-    with pytest.raises(ValueError, match="integer label image"):
+    with pytest.raises(InputError, match="integer label image"):
         write_ctc(tmp_path / "a", [np.zeros((4, 4), np.float32)])
-    with pytest.raises(ValueError, match="negative"):
+    with pytest.raises(InputError, match="negative"):
         write_ctc(tmp_path / "b", [np.full((4, 4), -1, np.int16)])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from napari_sam2.errors import OutputError
 from napari_sam2.io import LabelsTiffWriter, labels_dtype, read_stack
 
 
@@ -18,7 +19,7 @@ def test_smallest_fitting_dtype(max_label, dtype):
 
 
 def test_labels_dtype_rejects_huge_labels():
-    with pytest.raises(ValueError, match="uint32"):
+    with pytest.raises(OutputError, match="uint32"):
         labels_dtype(2**32)
 
 
@@ -94,17 +95,17 @@ def test_uncalibrated_and_2d(tmp_path):
 def test_misuse_raises(tmp_path):
     with LabelsTiffWriter(tmp_path / "x.tif", (3, 4, 4), max_label=3) as w:
         w.write(1, np.ones((4, 4)))
-        with pytest.raises(ValueError, match="already written"):
+        with pytest.raises(OutputError, match="already written"):
             w.write(0, np.ones((4, 4)))
-        with pytest.raises(ValueError, match="max_label"):
+        with pytest.raises(OutputError, match="max_label"):
             w.write(2, np.full((4, 4), 4))
-        with pytest.raises(ValueError, match="do not match"):
+        with pytest.raises(OutputError, match="do not match"):
             w.write(2, np.ones((5, 4)))
-        with pytest.raises(ValueError, match="outside the 3 pages"):
+        with pytest.raises(OutputError, match="outside the 3 pages"):
             w.write(3, np.ones((4, 4)))
-    with pytest.raises(ValueError, match="closed"):
+    with pytest.raises(OutputError, match="closed"):
         w.write(2, np.ones((4, 4)))
-    with pytest.raises(ValueError, match="end with 'YX'"):
+    with pytest.raises(OutputError, match="end with 'YX'"):
         LabelsTiffWriter(tmp_path / "y.tif", (3, 4, 4), axes="YXT", max_label=1)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_sam2.engine.layout import StackLayout
 from napari_sam2.errors import PromptError
 from napari_sam2.io import read_points_csv, read_prompts, read_shapes_csv
 
@@ -19,24 +20,24 @@ def test_napari_points_csv_with_features(save_points):
     prompts = read_prompts(path)
     assert not prompts.boxes and not prompts.masks
     by_key = {(p.frame, p.obj_id): p for p in prompts.points}
-    assert set(by_key) == {(0, 1), (2, 2)}
-    np.testing.assert_allclose(by_key[0, 1].points, [[10.5, 20], [12, 22]])
-    np.testing.assert_array_equal(by_key[0, 1].labels, [1, 0])
-    np.testing.assert_allclose(by_key[2, 2].points, [[30, 40], [31, 41]])
-    np.testing.assert_array_equal(by_key[2, 2].labels, [1, 1])
+    assert set(by_key) == {((0,), 1), ((2,), 2)}
+    np.testing.assert_allclose(by_key[(0,), 1].points, [[10.5, 20], [12, 22]])
+    np.testing.assert_array_equal(by_key[(0,), 1].labels, [1, 0])
+    np.testing.assert_allclose(by_key[(2,), 2].points, [[30, 40], [31, 41]])
+    np.testing.assert_array_equal(by_key[(2,), 2].labels, [1, 1])
 
 
 def test_points_without_features_are_positive_clicks_of_object_1(save_points):
     path = save_points([[3, 5.0, 6.0], [3, 7.0, 8.0], [4, 1.0, 2.0]])
     prompts = read_points_csv(path, ndim=3)
-    assert [(p.frame, p.obj_id) for p in prompts.points] == [(3, 1), (4, 1)]
+    assert [(p.frame, p.obj_id) for p in prompts.points] == [((3,), 1), ((4,), 1)]
     assert all(p.labels.tolist() == [1] * len(p.labels) for p in prompts.points)
 
 
 def test_2d_points_layer_prompts_frame_0(save_points):
     prompts = read_prompts(save_points([[5.0, 6.0]], features={"obj_id": [4]}))
     (point,) = prompts.points
-    assert (point.frame, point.obj_id) == (0, 4)
+    assert (point.frame, point.obj_id) == ((0,), 4)
     np.testing.assert_allclose(point.points, [[5.0, 6.0]])
 
 
@@ -44,9 +45,19 @@ def test_label_column_and_hand_written_columns(tmp_path):
     path = tmp_path / "clicks.csv"
     path.write_text("frame,row,col,obj_id,label\n1,5,6,3,1\n1,7,8,3,0\n")
     (point,) = read_prompts(path).points
-    assert (point.frame, point.obj_id) == (1, 3)
+    assert (point.frame, point.obj_id) == ((1,), 3)
     np.testing.assert_array_equal(point.labels, [1, 0])
     np.testing.assert_allclose(point.points, [[5, 6], [7, 8]])
+
+
+def test_frame_positions_follow_the_layout_tolerance(tmp_path):
+    """napari transforms leave float noise on frame coordinates: the file reader rounds it as the widget does."""
+    path = tmp_path / "noisy.csv"
+    path.write_text("index,axis-0,axis-1,axis-2\n0,2.004,5,6\n1,2.5,5,6\n")
+    with pytest.raises(PromptError, match="line 3: frame index '2.5'"):
+        read_prompts(path)
+    path.write_text("index,axis-0,axis-1,axis-2\n0,2.004,5,6\n")
+    assert [p.frame for p in read_prompts(path).points] == [(2,)]
 
 
 def test_4d_points_select_outer_index(save_points):
@@ -54,22 +65,32 @@ def test_4d_points_select_outer_index(save_points):
         [[0, 2, 5, 6], [1, 3, 7, 8], [1, 3, 9, 9]], features={"obj_id": [1, 1, 2]}
     )
     prompts = read_prompts(path, index=(1,))
-    assert sorted((p.frame, p.obj_id, len(p.points)) for p in prompts.points) == [(3, 1, 1), (3, 2, 1)]
+    assert sorted((p.frame, p.obj_id, len(p.points)) for p in prompts.points) == [((1, 3), 1, 1), ((1, 3), 2, 1)]
     with pytest.raises(PromptError, match="outer"):
         read_prompts(path)  # two outer positions: ambiguous without index
+    every = read_prompts(path, StackLayout((2, 4, 16, 16), 1, False))  # the stack known: all of them, once
+    assert sorted((p.frame, p.obj_id, len(p.points)) for p in every.points) == [
+        ((0, 2), 1, 1), ((1, 3), 1, 1), ((1, 3), 2, 1)]
 
 
 def test_points_are_checked_against_the_stack(save_points):
     path = save_points([[5, 10.0, 20.0]])
     with pytest.raises(PromptError, match="frame 5 but the stack has 5 frames"):
-        read_prompts(path, n_frames=5)
-    with pytest.raises(PromptError, match="click \\(10, 20\\) of object 1 on frame 5 is outside the 8 x 32 image"):
+        read_prompts(path, StackLayout((5, 64, 64), 0, False))
+    click = "object 1 on frame 5: The click at \\(row 10, col 20\\) is outside the 8 x 32 image"
+    with pytest.raises(PromptError, match=click):
+        read_prompts(path, StackLayout((6, 8, 32), 0, False))
+    assert read_prompts(path, StackLayout((6, 21, 32), 0, False))
+    with pytest.raises(PromptError, match=click):  # the (T, Y, X) shorthand is the same layout
         read_prompts(path, n_frames=6, frame_shape=(8, 32))
-    assert read_prompts(path, n_frames=6, frame_shape=(21, 32))
+    with pytest.raises(TypeError, match="together"):
+        read_prompts(path, n_frames=6)
 
 
 def test_ndim_mismatch_is_reported(save_points):
     path = save_points([[5.0, 6.0]])
+    with pytest.raises(PromptError, match="2 coordinate columns but the image has 3"):
+        read_prompts(path, StackLayout((4, 16, 16), 0, False))  # ndim 3
     with pytest.raises(PromptError, match="2 coordinate columns but the image has 3"):
         read_prompts(path, ndim=3)
 
@@ -125,7 +146,7 @@ def test_napari_shapes_csv_rectangles_become_boxes(save_shapes):
     assert path.read_text().splitlines()[0] == "index,shape-type,vertex-index,axis-0,axis-1,axis-2"
     prompts = read_prompts(path)
     assert not prompts.points
-    assert [(b.frame, b.obj_id) for b in prompts.boxes] == [(1, 1), (4, 2)]  # index + 1
+    assert [(b.frame, b.obj_id) for b in prompts.boxes] == [((1,), 1), ((4,), 2)]  # index + 1
     np.testing.assert_allclose(prompts.boxes[0].box, [10, 20, 30, 45])
     np.testing.assert_allclose(prompts.boxes[1].box, [5, 6, 7, 8])
 
@@ -141,20 +162,20 @@ def test_shapes_csv_obj_id_column_is_used(save_shapes):
 
 def test_2d_shapes_prompt_frame_0(save_shapes):
     prompts = read_prompts(save_shapes([[[1, 2], [1, 8], [6, 8], [6, 2]]]))
-    assert [(b.frame, b.obj_id) for b in prompts.boxes] == [(0, 1)]
+    assert [(b.frame, b.obj_id) for b in prompts.boxes] == [((0,), 1)]
     np.testing.assert_allclose(prompts.boxes[0].box, [1, 2, 6, 8])
 
 
 def test_non_rectangles_are_rejected(save_shapes):
     path = save_shapes([[[0, 1, 1], [0, 5, 1], [0, 3, 6]]], shape_type="polygon")
-    with pytest.raises(PromptError, match="shape 0 is a polygon"):
+    with pytest.raises(PromptError, match="shape 0 is a polygon; only rectangles can be box prompts"):
         read_prompts(path)
 
 
 def test_box_outside_the_image_is_rejected(save_shapes):
     path = save_shapes([_rect(0, 100, 100, 120, 130)])
-    with pytest.raises(PromptError, match="box of object 1 on frame 0 lies outside"):
-        read_prompts(path, frame_shape=(50, 50))
+    with pytest.raises(PromptError, match="object 1 on frame 0: The box .* lies outside the 50 x 50 image"):
+        read_prompts(path, StackLayout((1, 50, 50), 0, False))
 
 
 @pytest.mark.parametrize(

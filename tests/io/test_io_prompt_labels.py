@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from napari_sam2.engine.layout import StackLayout
 from napari_sam2.errors import PromptError
 from napari_sam2.io import LabelsTiffWriter, read_prompts
 
@@ -22,9 +23,9 @@ def _labels():
 def test_napari_labels_tiff_gives_one_mask_per_label_and_frame(napari_writers, tmp_path):
     labels = _labels()
     written = napari_writers.Labels(labels).save(str(tmp_path / "seeds.tif"), plugin="napari")
-    prompts = read_prompts(written[0], n_frames=4, frame_shape=(12, 16))
+    prompts = read_prompts(written[0], StackLayout((4, 12, 16), 0, False))
     assert not prompts.points and not prompts.boxes
-    assert [(m.frame, m.obj_id) for m in prompts.masks] == [(0, 1), (0, 3), (2, 3)]  # frames 1, 3 skipped
+    assert [(m.frame, m.obj_id) for m in prompts.masks] == [((0,), 1), ((0,), 3), ((2,), 3)]  # 1, 3 skipped
     for m in prompts.masks:
         assert m.mask.dtype == bool
         np.testing.assert_array_equal(m.mask, labels[m.frame] == m.obj_id)
@@ -36,19 +37,20 @@ def test_compressed_labels_from_writer_and_2d_npy(tmp_path):
     with LabelsTiffWriter(path, labels.shape, max_label=3) as writer:
         for t, frame in enumerate(labels):
             writer.write(t, frame)
-    assert [(m.frame, m.obj_id) for m in read_prompts(path).masks] == [(0, 1), (0, 3), (2, 3)]
+    assert [(m.frame, m.obj_id) for m in read_prompts(path).masks] == [((0,), 1), ((0,), 3), ((2,), 3)]
     np.save(tmp_path / "one.npy", labels[0].astype(np.int32))
     masks = read_prompts(tmp_path / "one.npy").masks
-    assert [(m.frame, m.obj_id) for m in masks] == [(0, 1), (0, 3)]
+    assert [(m.frame, m.obj_id) for m in masks] == [((0,), 1), ((0,), 3)]
 
 
 def test_wrong_shape_or_dtype_or_frames(tmp_path):
     path = tmp_path / "seeds.tif"
     tifffile.imwrite(path, _labels(), photometric="minisblack")
-    with pytest.raises(PromptError, match="does not match the 10 x 16 frames"):
-        read_prompts(path, frame_shape=(10, 16))
+    shape = "mask of object 1 on frame 0 has shape \\(12, 16\\), not the 10 x 16 of the frames"
+    with pytest.raises(PromptError, match=shape):
+        read_prompts(path, StackLayout((4, 10, 16), 0, False))
     with pytest.raises(PromptError, match="frame 2 but the stack has 2 frames"):
-        read_prompts(path, n_frames=2)
+        read_prompts(path, StackLayout((2, 12, 16), 0, False))
     floats = tmp_path / "floats.tif"
     tifffile.imwrite(floats, _labels().astype(np.float32), photometric="minisblack")
     with pytest.raises(PromptError, match="float32 values; mask prompts need an integer"):
@@ -72,7 +74,9 @@ def test_4d_labels_need_an_outer_index(tmp_path):
         read_prompts(path)
     assert read_prompts(path, index=(0,)).masks == []
     (mask,) = read_prompts(path, index=(1,)).masks
-    assert (mask.frame, mask.obj_id, int(mask.mask.sum())) == (2, 5, 4)
+    assert (mask.frame, mask.obj_id, int(mask.mask.sum())) == ((1, 2), 5, 4)
+    (mask,) = read_prompts(path, StackLayout((2, 3, 8, 8), 1, False)).masks  # the stack known: every position
+    assert (mask.frame, mask.obj_id, int(mask.mask.sum())) == ((1, 2), 5, 4)
 
 
 def test_interleaved_colour_image_is_not_a_label_image(tmp_path):

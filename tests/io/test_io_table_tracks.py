@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from napari_sam2.engine.results import FrameResult
+from napari_sam2.errors import InputError
 from napari_sam2.io import ObjectTable, Stack, tracks_from_table
 
 
@@ -82,7 +83,7 @@ def test_outer_index_columns():
     table.add(_result(2, {1: (0, 0, 1, 1)}, index=(7,)))
     assert table.columns[:3] == ["t", "frame", "obj_id"]
     assert table["t"].tolist() == [7]
-    with pytest.raises(ValueError, match="index"):
+    with pytest.raises(InputError, match="index"):
         table.add(_result(3, {1: (0, 0, 1, 1)}))
 
 
@@ -122,6 +123,6 @@ def test_tracks_refuse_duplicate_times():
     table = ObjectTable()
     table.add(_result(0, {1: (0, 0, 1, 1)}, index=(0,)))
     table.add(_result(0, {1: (0, 0, 1, 1)}, index=(1,)))
-    with pytest.raises(ValueError, match="several rows"):
+    with pytest.raises(InputError, match="several rows"):
         tracks_from_table(table)
     np.testing.assert_allclose(tracks_from_table(table, time="index_0")[:, :2], [[1, 0], [1, 1]])

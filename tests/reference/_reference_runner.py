@@ -315,7 +315,7 @@ def run_video_steps(case: Case) -> Checker:
             max_n = step.get("max_frame_num_to_track")
             stop = None
             if max_n is not None:
-                first = start if start is not None else min(f for _, f in session.prompted_frames())
+                first = start if start is not None else min(k[session.layout.axis] for k in session.prompted_frames())
                 stop = max(first - max_n, 0) if reverse else min(first + max_n, n - 1)
             got = []
             for res in session.propagate("backward" if reverse else "forward", start=start, stop=stop,

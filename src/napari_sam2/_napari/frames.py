@@ -1,19 +1,11 @@
-"""Frame bookkeeping shared by the widget's parts: keys, session frame arguments, default axis.
+"""Which leading axis the widget offers to propagate along, and how it names the leading axes.
 
-A *frame key* is the tuple of ALL leading (non-YX) indices of a frame in the data's own order,
-e.g. ``(t,)`` for a (T, Y, X) stack or ``(t, z)`` for (T, Z, Y, X): exactly a napari data
-coordinate without its last two entries. ``VideoSession`` takes an int for 3D data and this
-tuple for N-D data; :func:`session_frame` converts.
+Frame keys and frame counting are the engine's (:mod:`napari_sam2.engine.layout`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
-
-from napari_sam2.layer_prompts import FrameKey, key_of, result_key, round_key, session_frame  # noqa: F401
 
 _TIME_NAMES = ("t", "time", "frame", "frames")
 _Z_NAMES = ("z", "depth", "slice", "plane")
@@ -43,26 +35,3 @@ def axis_names(axis_labels: Sequence[str] | None, shape: Sequence[int], n_leadin
         named = lab and not lab.lstrip("-").isdigit()
         out.append(f"axis {i} ({lab}, {shape[i]} frames)" if named else f"axis {i} ({shape[i]} frames)")
     return out
-
-
-def count_frames(n: int, direction: str, start: int, stop: Any = None) -> int:
-    """How many frames a propagation from ``start`` visits in a sequence of ``n`` (progress bars).
-
-    ``stop`` as ``VideoSession.propagate`` takes it: the last frame for forward / backward, a
-    (first, last) pair for both directions.
-    """
-    start = min(max(int(start), 0), n - 1)
-    lo, hi = 0, n - 1
-    if stop is not None:
-        if direction == "both":
-            lo, hi = (int(v) for v in stop)
-        elif direction == "forward":
-            hi = int(stop)
-        else:
-            lo = int(stop)
-        lo, hi = max(lo, 0), min(hi, n - 1)
-    if direction == "forward":
-        return max(hi - start + 1, 1)
-    if direction == "backward":
-        return max(start - lo + 1, 1)
-    return max(hi - start + 1, 0) + max(start - lo, 0) or 1

@@ -1,10 +1,10 @@
-"""Widget part: what happens when the user pulls something away or gives what cannot be used.
+"""What happens when the user pulls something away or gives what cannot be used (a panel helper).
 
-A mixin of :class:`~napari_sam2._napari.widget.Sam2Widget`. The viewer or the dock closing cancels
-the running job (no result reaches a deleted widget); removing the image, a prompt layer or the
-output layer during a propagation cancels it (nothing is written into a removed layer); clicks
-outside the image and boxes of zero area or outside it are removed from their layer with one
-message; an output layer of the wrong shape or too narrow a dtype is refused before any work.
+The viewer or the dock closing cancels the running job (no result reaches a deleted widget);
+removing the image, a prompt layer or the output layer during a propagation cancels it (nothing
+is written into a removed layer); clicks outside the image and boxes of zero area or outside it
+are removed from their layer with one message. :class:`LayerGuards` holds the panel's listeners
+to the viewer and the prompt layers, and picks (or makes) the output layer.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from qtpy.QtCore import QEvent, QTimer
+from qtpy.QtCore import QTimer
 
-from napari_sam2._napari import layers as L
-from napari_sam2._napari.labels_writer import OutputLayerError, check_output
-from napari_sam2.layer_prompts import invalid_prompt_rows
+from ..layer_prompts import invalid_prompt_rows
+from . import layers as L
 
 PANEL_CLOSED = "SAM 2: the panel was closed, so the propagation was cancelled; the frames already done are kept."
 LAYER_REMOVED = (
@@ -28,108 +27,117 @@ PROMPT_LAYER_REMOVED = (
 )
 
 
-class GuardsMixin:
-    """Closing, removed layers, unusable prompts and output layers."""
+class LayerGuards:
+    """Listeners and checks of one :class:`~.widget.Sam2Widget` (``panel``)."""
 
-    _closed = False
-    _pending_notice: str | None = None
+    def __init__(self, panel: Any) -> None:
+        self.panel = panel
+        self.viewer = panel.viewer
+        self.controller = panel.controller
+        self._wired: list[tuple[Any, Any]] = []  # (prompt layer, its data callback)
+        self._pending_notice: str | None = None
 
-    # ---- the viewer or the dock goes away ------------------------------------------------------
-    def _watch_lifetime(self, disconnect: Any) -> None:
-        """Call ``disconnect`` and shut down when the Qt widget is destroyed (the viewer closed)."""
+    # ---- listening -----------------------------------------------------------------------------
+    def watch_viewer(self) -> None:
+        """Follow the viewer's layers and position until the panel is destroyed (then shut down)."""
+        panel = self.panel
+        viewer_events = [
+            (self.viewer.layers.events.inserted, panel.reset_choices),
+            (self.viewer.layers.events.removed, self.on_layer_removed),
+            (self.viewer.dims.events.current_step, panel._on_step),
+        ]
+        for emitter, callback in viewer_events:
+            emitter.connect(callback)
         me = weakref.ref(self)
 
-        def destroyed(*_: Any) -> None:
-            disconnect()
-            widget = me()
-            if widget is not None:
-                widget._shutdown()
+        def destroyed(*_: Any) -> None:  # the viewer closed: stop the job, stop listening
+            guards = me()
+            if guards is not None:
+                guards.shutdown()
+            for emitter, callback in viewer_events:
+                try:
+                    emitter.disconnect(callback)
+                except RuntimeError:  # napari 0.5.0 compares callbacks, touching the deleted widget
+                    pass
 
-        self.destroyed.connect(destroyed)
+        panel.destroyed.connect(destroyed)
 
-    def _shutdown(self) -> None:
-        """The widget's Qt side is gone: stop the job, drop its results, close the session.
+    def wire(self, layer: Any, callback: Any) -> bool:
+        """Send ``layer``'s data events to ``callback``; False when it already was."""
+        if any(layer is w for w, _ in self._wired):
+            return False
+        self._wired.append((layer, callback))
+        layer.events.data.connect(callback)
+        return True
+
+    def _unwire(self, layer: Any) -> None:
+        for w, callback in [p for p in self._wired if p[0] is layer]:
+            try:
+                w.events.data.disconnect(callback)
+            except (RuntimeError, ValueError, TypeError):  # already disconnected
+                pass
+        self._wired = [p for p in self._wired if p[0] is not layer]
+
+    def shutdown(self) -> None:
+        """The panel's Qt side is gone: the controller stops its job and releases the session.
 
         Touches no Qt object (they are deleted); the running worker ends at its next frame.
         """
-        if self._closed:
+        if self.controller.closed:
             return
-        self._closed = True
-        for event in (self._cancel, self._load_cancel):
-            if event is not None:
-                event.set()
-        self.runner.clear_queue()
-        self.runner.quit()
-        for layer in self._wired:
-            try:
-                layer.events.data.disconnect(self._on_prompts_changed)
-            except (RuntimeError, ValueError, TypeError):  # already disconnected
-                pass
-        session, self.session = self.session, None
-        self._retire(session)
-
-    def event(self, ev: Any) -> bool:
-        """napari closes a dock by taking this widget out of it (``setParent(None)``): cancel then."""
-        if ev.type() == QEvent.Type.ParentChange and self.parent() is None and self._running_job():
-            self._invalidate()
-            self._say("info", PANEL_CLOSED)
-        return super().event(ev)
-
-    def _running_job(self) -> bool:
-        job = self.runner.job
-        return bool(self.state.running or (job is not None and job.name in ("propagate", "load")))
+        self.controller.shutdown()
+        for layer, _ in list(self._wired):
+            self._unwire(layer)
+        self.panel.view.shutdown()
 
     # ---- layers removed --------------------------------------------------------------------------
-    def _on_layer_removed(self, event: Any = None) -> None:
-        layer = getattr(event, "value", None)
-        writer = self.writer.layer if self.writer is not None else None
-        running = self._running_job()
-        if layer is not None and any(layer is p for p in (self.points_layer, self.boxes_layer)):
-            self._wired = [w for w in self._wired if w is not layer]
-            try:
-                layer.events.data.disconnect(self._on_prompts_changed)
-            except (RuntimeError, ValueError, TypeError):
-                pass
-            self._invalidate()  # the layers are the source of truth: start again from what is left
+    def on_layer_removed(self, event: Any = None) -> None:
+        panel, layer = self.panel, getattr(event, "value", None)
+        writer = self.controller.output.writer.layer if self.controller.output.writer is not None else None
+        working = self.controller.working()
+        if layer is not None and any(layer is p for p in (panel.points_layer, panel.boxes_layer)):
+            self._unwire(layer)
+            panel._invalidate()  # the layers are the source of truth: start again from what is left
             self._notice(PROMPT_LAYER_REMOVED.format(name=layer.name))
             QTimer.singleShot(0, self._restore_prompt_layers)
-        elif layer is not None and running and (layer is writer or layer is self.image_layer):
-            self.cancel()
-            self._generation += 1  # results of the cancelled job are dropped: nothing lands in a removed layer
+        elif layer is not None and working and (layer is writer or layer is panel.image_layer):
+            self.controller.abandon()  # results of the cancelled job are dropped: nothing lands in a removed layer
             self._notice(LAYER_REMOVED.format(name=layer.name))
         if layer is not None and layer is writer:
-            self.writer = None
-        self.reset_choices()
+            self.controller.output.drop()
+        panel.reset_choices()
 
     def _notice(self, text: str) -> None:
         """Say ``text`` once the current burst of removals is over; the first one of a burst is kept,
         and nothing is said when the viewer is closing (it removes every layer first)."""
-        if getattr(self, "_pending_notice", None) is None:
+        if self._pending_notice is None:
             self._pending_notice = text
             QTimer.singleShot(0, self._flush_notice)
 
     def _flush_notice(self) -> None:
         text, self._pending_notice = self._pending_notice, None
-        if text is not None and not self._closed and len(self.viewer.layers):
-            self._say("warning", text)
+        if text is not None and not self.controller.closed and len(self.viewer.layers):
+            self.panel._say("warning", text)
 
     def _restore_prompt_layers(self) -> None:
-        image = self.image_layer
-        if not self._closed and image is not None and image in self.viewer.layers and L.spatial_ndim(image) >= 3:
-            self._setup_prompt_layers(image)
+        if self.controller.closed:
+            return
+        image = self.panel.image_layer
+        if image is not None and image in self.viewer.layers and L.spatial_ndim(image) >= 3:
+            self.panel.setup_prompt_layers(image)
 
     # ---- prompts the session would refuse ------------------------------------------------------
-    def _drop_invalid_prompts(self, source: Any = None) -> bool:
+    def drop_invalid_prompts(self, source: Any = None) -> bool:
         """Remove unusable clicks / boxes of ``source`` (or both prompt layers) with one message.
 
         Returns True when some were found (their removal, a moment later, syncs the prompts).
         """
-        image = self.image_layer
+        image = self.panel.image_layer
         if image is None:
             return False
         shape = L.labels_shape(image)
         found = []
-        for layer in (self.points_layer, self.boxes_layer):
+        for layer in (self.panel.points_layer, self.panel.boxes_layer):
             if layer is not None and (source is None or layer is source):
                 rows, reasons = invalid_prompt_rows(layer, shape, image_layer=image)
                 if rows:
@@ -140,13 +148,13 @@ class GuardsMixin:
         more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
         first = reasons[0]
         fix = "drag a rectangle around the object" if "box" in first else "click on the image"
-        self._say("warning", f"SAM 2: {first}{more}, so it was removed; {fix}.")
+        self.panel._say("warning", f"SAM 2: {first}{more}, so it was removed; {fix}.")
         for layer, rows, _ in found:
             QTimer.singleShot(0, lambda layer=layer, rows=rows: self._remove_rows(layer, rows))
         return True
 
     def _remove_rows(self, layer: Any, rows: list[int]) -> None:
-        if self._closed or layer not in self.viewer.layers:
+        if self.controller.closed or layer not in self.viewer.layers:
             return
         keep = [i for i in rows if i < len(layer.data)]
         if keep:
@@ -154,24 +162,17 @@ class GuardsMixin:
             layer.remove_selected()
 
     # ---- output layer ------------------------------------------------------------------------
-    def _output_layer(self) -> Any:
-        """The Labels layer results go to (None: a new one will be made)."""
-        if self.writer is not None and self.writer.layer in self.viewer.layers:
-            return self.writer.layer
-        layer = self.output_combo.currentData()
-        return layer if layer is not None and layer in self.viewer.layers else None
-
-    def _check_output(self, top_id: int) -> None:
-        """Raise :class:`OutputLayerError` when the output layer cannot hold ids up to ``top_id``."""
-        layer = self._output_layer()
-        if layer is not None and self.image_layer is not None:
-            check_output(layer, L.labels_shape(self.image_layer), top_id)
-
-    def _output_ok(self, top_id: int) -> bool:
-        """Like :meth:`_check_output`, but says the problem (one message) and returns False."""
-        try:
-            self._check_output(top_id)
-        except OutputLayerError as err:
-            self._on_error(err)
-            return False
-        return True
+    def output_layer(self, create: bool) -> Any:
+        """The Labels layer results go to; ``create``: make ``"<image> SAM 2"`` when there is none."""
+        writer = self.controller.output.writer
+        if writer is not None and writer.layer in self.viewer.layers:
+            return writer.layer
+        combo = self.panel.output_combo
+        layer = combo.currentData()
+        if layer is not None and layer in self.viewer.layers:
+            return layer
+        if not create:
+            return None
+        layer = L.create_output_layer(self.viewer, self.panel.image_layer)
+        combo.setCurrentIndex(combo.findText(layer.name))
+        return layer

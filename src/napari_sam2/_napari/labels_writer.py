@@ -2,9 +2,11 @@
 
 Rules: on a frame, only the pixels of the result's own object ids are cleared, then each object's new
 mask is painted; pixels holding OTHER ids (a Cellpose result, hand-painted labels) are left alone
-unless ``overwrite_other`` is set. Every write is recorded in the layer's own undo history, so
-``layer.undo()`` (Ctrl+Z) steps back; writes between :meth:`LabelsWriter.begin_group` and
-:meth:`LabelsWriter.end_group` (a whole propagation) form ONE undo step.
+unless ``overwrite_other`` is set. Only public napari API (0.5 and later) is used:
+``Labels.data_setitem`` writes the changed pixels, records them in the layer's undo history (so
+``layer.undo()`` / Ctrl+Z steps back) and refreshes only the part of the visible slice they touch;
+``Labels.block_history`` held open from :meth:`LabelsWriter.begin_group` to
+:meth:`LabelsWriter.end_group` makes a whole propagation ONE undo step.
 
 Runs on the main thread (called from a worker's ``yielded`` signal); one frame costs a few array
 passes over (Y, X), no copies of the stack.
@@ -12,19 +14,17 @@ passes over (Y, X), no copies of the stack.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
 
-from napari_sam2._napari.frames import FrameKey, result_key
-from napari_sam2.errors import InputError
-
-# a napari Labels history atom in the long-supported 3-tuple form: (indices, old values, new values)
-Atom = tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]
+from ..engine.layout import FrameKey
+from ..errors import OutputError
 
 
-class OutputLayerError(InputError, ValueError):
+class OutputLayerError(OutputError, ValueError):
     """The chosen output Labels layer cannot receive the masks (shape or dtype); names the fix."""
 
 
@@ -69,25 +69,22 @@ def merge_frame(
 
 
 class LabelsWriter:
-    """Writes results into ``layer``; ``axis`` is the session's propagation axis."""
+    """Writes results into the Labels ``layer`` (each at its frame key, ``result.key``)."""
 
-    def __init__(self, layer: Any, axis: int = 0, overwrite_other: bool = False) -> None:
+    def __init__(self, layer: Any, overwrite_other: bool = False) -> None:
         self.layer = layer
-        self.axis = int(axis)
         self.overwrite_other = bool(overwrite_other)
-        self._group: list[Atom] | None = None
-        self.frames_written = 0
+        self._group: ExitStack | None = None
 
     # ---- writing -----------------------------------------------------------------------------
     def write(self, result: Any, refresh: bool = True) -> int:
         """Write one FrameResult; returns the number of pixels changed."""
-        key = result_key(result, self.axis)
         check_output(self.layer, self.layer.data.shape, max((int(i) for i in result.obj_ids), default=0))
         if len(result.obj_ids):
             new = result.to_labels(dtype=self._dtype)
         else:
             new = np.zeros(result.masks.shape[1:], dtype=self._dtype)
-        return self.write_labels(key, new, result.obj_ids, refresh=refresh)
+        return self.write_labels(result.key, new, result.obj_ids, refresh=refresh)
 
     def erase(self, key: FrameKey, obj_ids: Sequence[int], refresh: bool = True) -> int:
         """Remove ``obj_ids`` from frame ``key`` (their prompts there were deleted)."""
@@ -95,31 +92,27 @@ class LabelsWriter:
         return self.write_labels(key, np.zeros(shape, self._dtype), obj_ids, refresh=refresh)
 
     def write_labels(self, key: FrameKey, new: np.ndarray, obj_ids: Sequence[int], refresh: bool = True) -> int:
+        """Merge the (Y, X) labels ``new`` into frame ``key`` (see :func:`merge_frame`); pixels changed."""
         data = self.layer.data
         key = tuple(int(k) for k in key)
         if len(key) + new.ndim != data.ndim or tuple(data.shape[len(key) :]) != new.shape:
-            raise ValueError(f"result of shape {new.shape} at {key} does not fit labels of shape {data.shape}")
+            name = getattr(self.layer, "name", "labels")
+            raise OutputLayerError(
+                f"A result of shape {new.shape} on frame {key} does not fit the labels of '{name}' of shape "
+                f"{tuple(data.shape)}: choose '(new layer)' under 'Output labels', or a Labels layer of the "
+                "image's shape."
+            )
         current = np.asarray(data[key])
         merged = merge_frame(current, new, obj_ids, self.overwrite_other)
         changed = merged != current
         n = int(changed.sum())
-        self.frames_written += 1
         if n == 0:
             return 0
         rows, cols = np.nonzero(changed)
-        atom: Atom = (
-            tuple(np.full(n, k, dtype=np.intp) for k in key) + (rows, cols),
-            current[changed],
-            merged[changed],
-        )
-        data[key] = merged
-        self._record(atom)
-        if refresh:
-            self.refresh()
+        indices = tuple(np.full(n, k, dtype=np.intp) for k in key) + (rows, cols)
+        # public API: writes, records the undo atom, refreshes only what is visible of these pixels
+        self.layer.data_setitem(indices, merged[changed], refresh=refresh)
         return n
-
-    def refresh(self) -> None:
-        self.layer.refresh()
 
     @property
     def _dtype(self):
@@ -130,30 +123,65 @@ class LabelsWriter:
     def begin_group(self) -> None:
         """Collect the following writes into one undo step (until :meth:`end_group`)."""
         if self._group is None:
-            self._group = []
+            group = ExitStack()
+            group.enter_context(self.layer.block_history())
+            self._group = group
 
     def end_group(self) -> None:
-        atoms, self._group = self._group, None
-        if atoms:
-            self._commit(atoms)
+        """Close the undo step opened by :meth:`begin_group` (nothing happens without one)."""
+        group, self._group = self._group, None
+        if group is not None:
+            group.close()
 
     @property
     def grouping(self) -> bool:
         return self._group is not None
 
-    def _record(self, atom: Atom) -> None:
-        if self._group is not None:
-            self._group.append(atom)
-        else:
-            self._commit([atom])
 
-    def _commit(self, atoms: list[Atom]) -> None:
-        """Push ``atoms`` as one item onto napari's Labels undo history (napari >= 0.5 API)."""
-        layer = self.layer
-        save = getattr(layer, "_save_history", None)
-        block = getattr(layer, "block_history", None)
-        if save is None or block is None:  # an unknown napari: no undo rather than an error
-            return
-        with block():
-            for atom in atoms:
-                save(atom)
+class OutputLayer:
+    """The Labels layer results go to, as the view picks it, and one :class:`LabelsWriter` while it stays.
+
+    ``pick(create)`` returns the layer (``create``: make one when there is none, else None);
+    ``shape()`` the labels shape of the image (None while unknown).
+    """
+
+    def __init__(self, pick: Callable[[bool], Any], shape: Callable[[], tuple[int, ...] | None]) -> None:
+        self._pick, self._shape = pick, shape
+        self.writer: LabelsWriter | None = None
+        self._overwrite = False
+
+    @property
+    def overwrite(self) -> bool:
+        return self._overwrite
+
+    @overwrite.setter
+    def overwrite(self, on: bool) -> None:
+        self._overwrite = bool(on)
+        if self.writer is not None:
+            self.writer.overwrite_other = self._overwrite
+
+    def check(self, top_id: int) -> None:
+        """Raise :class:`OutputLayerError` when the layer cannot hold ids up to ``top_id``."""
+        layer, shape = self._pick(False), self._shape()
+        if layer is not None and shape is not None:
+            check_output(layer, shape, top_id)
+
+    def get(self) -> LabelsWriter:
+        """The writer of the layer picked now (a new writer when the layer changed)."""
+        layer = self._pick(True)
+        if self.writer is None or self.writer.layer is not layer:
+            grouping = self.writer is not None and self.writer.grouping
+            self.drop()
+            shape = self._shape()
+            if shape is not None:
+                check_output(layer, shape)
+            self.writer = LabelsWriter(layer, self._overwrite)
+            if grouping:
+                self.writer.begin_group()
+        return self.writer
+
+    def drop(self) -> None:
+        """Forget the layer (removed, or another chosen); what was written stays undoable."""
+        if self.writer is not None:
+            self.writer.end_group()
+        self.writer = None

@@ -1,5 +1,5 @@
 """The widget's layers: create the prompt and output layers; reading prompts back is
-:mod:`napari_sam2.layer_prompts` (re-exported here).
+:mod:`napari_sam2.layer_prompts`.
 
 Conventions: a Points layer carries features ``obj_id`` (int) and ``positive`` (bool, green / red);
 a Shapes layer carries rectangles with feature ``obj_id``; a Labels layer gives one mask prompt per
@@ -10,18 +10,9 @@ another scale or translate), otherwise the prompt layers' own data coordinates a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from napari_sam2.layer_prompts import (  # noqa: F401  (re-exported for the widget)
-    box_prompts,
-    layer_obj_ids,
-    mask_prompts,
-    points_prompts,
-    prompts_from_layers,
-)
 
 POSITIVE_COLOR = "lime"
 NEGATIVE_COLOR = "red"

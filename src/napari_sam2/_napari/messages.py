@@ -1,12 +1,13 @@
-"""Turn exceptions and conditions into one-line napari notifications that name the fix."""
+"""Turn exceptions and conditions into one-line napari notifications that name the fix.
+
+Importing this module pulls in neither napari nor Qt (the controller uses it); :func:`show` does.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from napari.utils import notifications
-
-from napari_sam2.errors import Sam2Error
+from ..errors import Cancelled, DownloadCancelled, LoadCancelled, Sam2Error
 
 log = logging.getLogger("napari_sam2")
 
@@ -32,6 +33,11 @@ NO_MASKS_HERE = (
     "has labels, or click on the objects."
 )
 BUSY = "SAM 2 is still working; wait for it to finish or press Cancel."
+DOWNLOAD_CANCELLED = (
+    "SAM 2: model download cancelled. The part already downloaded is kept; click or press Propagate "
+    "to resume it."
+)
+LOAD_CANCELLED = "SAM 2: model loading cancelled. Click or press Propagate to load it again."
 OOM = (
     "SAM 2 ran out of memory ({detail}). Try a smaller model (sam2.1_hiera_tiny), a lower resolution "
     "('512 (laptop)'), a shorter frame range, or device 'cpu'."
@@ -52,25 +58,40 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 
 def describe(err: BaseException) -> tuple[str, str]:
-    """(level, message) for an exception raised by a job: 'error' or 'warning'."""
+    """(level, message) for an exception raised by a job.
+
+    Every :class:`~napari_sam2.errors.Sam2Error` is a user error: its own message, never "failed
+    unexpectedly" (that is kept for bugs, see :func:`is_bug`). :class:`~napari_sam2.errors.Cancelled`
+    is the user's own doing: an 'info' notice.
+    """
     if is_out_of_memory(err):
         detail = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
         return "error", OOM.format(detail=detail)
+    if isinstance(err, DownloadCancelled):
+        return "info", DOWNLOAD_CANCELLED
+    if isinstance(err, LoadCancelled):
+        return "info", LOAD_CANCELLED
+    if isinstance(err, Cancelled):
+        return "info", f"SAM 2: {err}"
     if isinstance(err, Sam2Error):
         return "error", f"SAM 2: {err}"
     return "error", f"SAM 2 failed unexpectedly: {type(err).__name__}: {err}"
 
 
-def notify_error(err: BaseException) -> str:
-    """Show ``err`` as a napari notification (no traceback for expected errors); returns the text."""
-    level, text = describe(err)
-    if not isinstance(err, Sam2Error) and not is_out_of_memory(err):
+def is_bug(err: BaseException) -> bool:
+    """Neither a user error nor running out of memory: worth a traceback in the log."""
+    return not isinstance(err, Sam2Error) and not is_out_of_memory(err)
+
+
+def log_bug(err: BaseException) -> None:
+    """Log ``err`` with its traceback when it is a bug (:func:`is_bug`)."""
+    if is_bug(err):
         log.error("napari-sam2 job failed", exc_info=(type(err), err, err.__traceback__))
-    show(level, text)
-    return text
 
 
 def show(level: str, text: str) -> None:
     """Show ``text`` as a napari notification of ``level`` ('error', 'warning' or 'info')."""
+    from napari.utils import notifications
+
     fn = {"error": notifications.show_error, "warning": notifications.show_warning}.get(level, notifications.show_info)
     fn(text)

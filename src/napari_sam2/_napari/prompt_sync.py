@@ -2,19 +2,19 @@
 
 The layers are the source of truth: every edit (add, move, delete a point or a box) produces a full
 ``PromptSet``; :class:`PromptTracker` compares it with what was last sent and returns the few
-operations that bring the session up to date. Qt-free, so tests drive it directly.
+operations that bring the session up to date; a :class:`SyncBatch` follows one sync job through
+the session. Qt-free, so tests drive it directly.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from napari_sam2._napari.frames import FrameKey, key_of, session_frame
-from napari_sam2.engine.prompts import PromptSet
+from ..engine.layout import FrameKey
+from ..engine.prompts import PromptSet
 
 SET, CLEAR, REMOVE = "set", "clear", "remove"
 
@@ -31,10 +31,6 @@ class SyncOp:
     box: np.ndarray | None = None  # (4,) row0, col0, row1, col1
     had_box: bool = False  # the previous prompts of this key had a box
 
-    @property
-    def frame(self) -> Any:
-        return session_frame(self.key)
-
 
 @dataclass(frozen=True)
 class _Sent:
@@ -46,11 +42,11 @@ def group_prompts(prompts: PromptSet) -> dict[tuple[FrameKey, int], tuple]:
     """(frame key, obj id) -> (points, labels, box) with clicks concatenated, the last box kept."""
     groups: dict[tuple[FrameKey, int], list] = {}
     for p in prompts.points:
-        g = groups.setdefault((key_of(p.frame), int(p.obj_id)), [[], [], None])
+        g = groups.setdefault((tuple(p.frame), int(p.obj_id)), [[], [], None])
         g[0].append(np.asarray(p.points, dtype=np.float32).reshape(-1, 2))
         g[1].append(np.asarray(p.labels, dtype=np.int32).reshape(-1))
     for b in prompts.boxes:
-        g = groups.setdefault((key_of(b.frame), int(b.obj_id)), [[], [], None])
+        g = groups.setdefault((tuple(b.frame), int(b.obj_id)), [[], [], None])
         g[2] = np.asarray(b.box, dtype=np.float32).reshape(4)
     out = {}
     for k, (pts, lbl, box) in groups.items():
@@ -121,3 +117,23 @@ class PromptTracker:
     @property
     def sent_keys(self) -> list[tuple[FrameKey, int]]:
         return sorted(self._sent)
+
+
+class SyncBatch:
+    """The operations of one sync job, and how far the session got through them."""
+
+    def __init__(self, ops: list[SyncOp] | None = None) -> None:
+        self.ops = list(ops or [])
+        self.done = -1  # index of the last operation that reached the session
+
+    def reached(self, index: int) -> SyncOp | None:
+        """Operation ``index`` reached the session (the job's ``OpDone``); returns it."""
+        self.done = int(index)
+        return self.ops[index] if 0 <= index < len(self.ops) else None
+
+    def unsent(self) -> list[SyncOp]:
+        """After a failure: the operations behind the failing one, which never reached the session.
+
+        The failing operation itself stays recorded as sent, so the same edit is not retried in a loop.
+        """
+        return self.ops[self.done + 2 :]

@@ -1,12 +1,17 @@
-"""Runs the widget's jobs one at a time in napari thread workers, with a small queue.
+"""Runs the widget's jobs one at a time, with a small queue; the one place that knows what is running.
 
 The session is not thread-safe and the model must never run on the main thread, so exactly one
 worker runs at a time. A job is described by a *factory* called when its turn comes (so a prompt
 sync reads the layers as they are then, not as they were when queued); jobs with the same
 ``name`` and ``coalesce=True`` are queued once (the queued one reads the state when it starts).
 A failed job empties the queue (later jobs usually depend on it), except for ``essential`` jobs
-(closing a replaced session). :meth:`JobRunner.quit` ends a job at its next item and closes its
-generator, so a cancelled propagation never stays open in the session.
+(closing a replaced session). Each job carries its own ``cancel`` event: :meth:`JobRunner.cancel`
+sets it, and :meth:`JobRunner.quit` ends a job at its next item and closes its generator, so a
+cancelled propagation never stays open in the session.
+
+Workers are started by a *starter*: :func:`start_qt_worker` (napari's thread workers, the default)
+or :class:`InlineWorkers`, which runs the jobs on the calling thread step by step (tests, scripts).
+This module imports neither Qt nor napari until a Qt worker is started.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from napari.qt.threading import create_worker
-
 Spec = tuple[Callable[..., Any], tuple, dict]
+#: starter(target, args, kwargs, on_yield, on_return, on_error, on_finished) -> a handle kept while it runs
+Starter = Callable[..., Any]
 
 
 class JobError(Exception):
@@ -61,6 +66,72 @@ def _guarded(
         raise JobError(err) from err
 
 
+def start_qt_worker(target: Callable[..., Iterator[Any]], args: tuple, kwargs: dict, on_yield: Any,
+                    on_return: Any, on_error: Any, on_finished: Any) -> Any:
+    """Run ``target(*args, **kwargs)`` in a napari thread worker; its signals arrive on the main thread."""
+    from napari.qt.threading import create_worker
+
+    worker = create_worker(target, *args, _ignore_errors=True, **kwargs)
+    if on_yield is not None:
+        worker.yielded.connect(on_yield)
+    if on_return is not None:
+        worker.returned.connect(on_return)
+    worker.errored.connect(on_error)
+    worker.finished.connect(on_finished)
+    worker.start()
+    return worker
+
+
+class InlineWorkers:
+    """A starter that runs jobs on the calling thread, one item per :meth:`step` (no Qt, no threads).
+
+    Callbacks come in the order napari's workers emit them (yielded..., returned or errored,
+    finished), so a controller driven by it behaves as under Qt, only deterministically.
+    """
+
+    def __init__(self) -> None:
+        self._current: tuple[Iterator[Any], Any, Any, Any, Any] | None = None
+
+    def __call__(self, target: Callable[..., Iterator[Any]], args: tuple, kwargs: dict, on_yield: Any,
+                 on_return: Any, on_error: Any, on_finished: Any) -> Any:
+        if self._current is not None:
+            raise RuntimeError("InlineWorkers runs one job at a time")
+        self._current = (target(*args, **kwargs), on_yield, on_return, on_error, on_finished)
+        return self
+
+    @property
+    def idle(self) -> bool:
+        return self._current is None
+
+    def step(self) -> bool:
+        """Advance the running job by one item; False when no job was running."""
+        if self._current is None:
+            return False
+        gen, on_yield, on_return, on_error, on_finished = self._current
+        try:
+            item = next(gen)
+        except StopIteration as end:
+            self._current = None
+            if on_return is not None:
+                on_return(end.value)
+            on_finished()
+        except Exception as err:  # noqa: BLE001 - delivered like a worker's errored signal
+            self._current = None
+            on_error(err)
+            on_finished()
+        else:
+            if on_yield is not None:
+                on_yield(item)
+        return True
+
+    def run(self, max_steps: int = 100_000) -> int:
+        """Run until no job is left (queued jobs start as earlier ones finish); returns the steps."""
+        n = 0
+        while n < max_steps and self.step():
+            n += 1
+        return n
+
+
 @dataclass
 class Job:
     name: str
@@ -71,15 +142,17 @@ class Job:
     on_done: Callable[[], None] | None = None
     coalesce: bool = False
     essential: bool = False  # survives clear_queue(): releasing a session must happen even after errors
-    meta: dict = field(default_factory=dict)
+    quit_on_cancel: bool = True  # False: Cancel only sets ``cancel``; the job ends itself and reports it
+    cancel: threading.Event = field(default_factory=threading.Event)
 
 
 class JobRunner:
     """One worker at a time; ``on_busy(bool, job_name)`` is called when that changes."""
 
-    def __init__(self, on_busy: Callable[[bool, str], None] | None = None) -> None:
+    def __init__(self, on_busy: Callable[[bool, str], None] | None = None, start: Starter | None = None) -> None:
         self._queue: deque[Job] = deque()
         self._on_busy = on_busy
+        self._start = start or start_qt_worker
         self.worker: Any = None
         self.job: Job | None = None
         self._stop: threading.Event | None = None
@@ -91,6 +164,10 @@ class JobRunner:
     @property
     def pending(self) -> list[str]:
         return [j.name for j in self._queue]
+
+    def running(self, *names: str) -> bool:
+        """Whether a job runs now (one named ``names``, when given)."""
+        return self.job is not None and (not names or self.job.name in names)
 
     def submit(self, job: Job) -> None:
         if job.coalesce and any(j.name == job.name for j in self._queue):
@@ -109,6 +186,15 @@ class JobRunner:
         if self.worker is not None and self._stop is not None:
             self._stop.set()
 
+    def cancel(self) -> None:
+        """Set the running job's ``cancel`` event, drop the queue, and stop the job unless it ends itself."""
+        job = self.job
+        if job is not None:
+            job.cancel.set()
+        self.clear_queue()
+        if job is None or job.quit_on_cancel:
+            self.quit()
+
     # ---- internals ---------------------------------------------------------------------------
     def _next(self) -> None:
         while self.worker is None and self._queue:
@@ -126,17 +212,11 @@ class JobRunner:
                 continue
             func, args, kwargs = spec
             self._stop = threading.Event()
-            worker = create_worker(_guarded, func, *args, _ignore_errors=True, _stop=self._stop, **kwargs)
-            if job.on_yield is not None and hasattr(worker, "yielded"):
-                worker.yielded.connect(job.on_yield)
-            if job.on_return is not None:
-                worker.returned.connect(job.on_return)
-            worker.errored.connect(self._errored)
-            worker.finished.connect(self._finished)
-            self.worker, self.job = worker, job
+            self.job = job
+            self.worker = self._start(_guarded, (func, *args), {**kwargs, "_stop": self._stop}, job.on_yield,
+                                      job.on_return, self._errored, self._finished)
             if self._on_busy:
                 self._on_busy(True, job.name)
-            worker.start()
 
     def _errored(self, err: BaseException) -> None:
         err = err.original if isinstance(err, JobError) else err

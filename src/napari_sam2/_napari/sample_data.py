@@ -1,24 +1,18 @@
 """Sample data contributions: synthetic clips with ground truth, as napari layer data tuples.
 
-The pure generators live in :mod:`napari_sam2._napari.synthetic` (numpy arrays, no napari) and are
-re-exported here for tests and benchmarks.
+The pure generators are :mod:`napari_sam2._napari.synthetic`'s (numpy arrays, no napari); import
+them from there.
 """
 
 from __future__ import annotations
 
-import inspect
+import re
 from functools import lru_cache
 from typing import Any
 
-from napari_sam2._napari.synthetic import SyntheticVideo, make_cells_timelapse, make_ultrasound_clip
+from .synthetic import make_cells_timelapse, make_ultrasound_clip
 
-__all__ = [
-    "SyntheticVideo",
-    "cells_timelapse",
-    "make_cells_timelapse",
-    "make_ultrasound_clip",
-    "ultrasound_clip",
-]
+__all__ = ["cells_timelapse", "ultrasound_clip"]
 
 LayerDataTuple = tuple[Any, dict[str, Any], str]
 _AXES = ("t", "y", "x")
@@ -26,12 +20,13 @@ _AXES = ("t", "y", "x")
 
 @lru_cache(maxsize=1)
 def _supports_axis_labels() -> bool:
-    """Layers accept ``axis_labels`` only in newer napari versions (0.5 and later)."""
+    """Sample layers may carry ``axis_labels`` from napari 0.5.1 on (0.5.0's ``add_image`` refuses it)."""
     try:
-        from napari.layers import Image
+        import napari
     except ImportError:  # pragma: no cover - napari is a dependency
         return False
-    return "axis_labels" in inspect.signature(Image.__init__).parameters
+    release = tuple(int(p) for p in re.findall(r"\d+", napari.__version__)[:3])
+    return release >= (0, 5, 1)
 
 
 def _common(name: str, metadata: dict[str, Any]) -> dict[str, Any]:

@@ -1,40 +1,39 @@
-"""The "SAM 2" dock widget: translates between napari layers and a ``VideoSession``.
+"""The "SAM 2" dock widget: binds the controls of :class:`~.ui.Sam2Panel` and the viewer's layers
+to one :class:`~.controller.Sam2Controller`.
 
-This file builds the wiring, the pickers and the small prompt actions; model jobs are in
-``jobs.py``, propagation and the review list in ``propagation.py``, the layout in ``ui.py``.
-State lives in Qt-free objects: :class:`SessionState` (owned ids, frames to review),
-:class:`PromptTracker` (what the session was told), :class:`LabelsWriter` (output layer),
-:class:`JobRunner` (one worker at a time). The model only ever runs inside those workers.
+The controller (no Qt) owns the model, the session, the prompt tracker, the job runner and the
+output writer; this panel fills the pickers, creates the prompt layers, turns the viewer's
+position into frame keys; :class:`~.view.PanelView` shows what the controller reports.
+What happens when layers or the panel go away is :class:`~.guards.LayerGuards`'.
 """
 
-import threading
+from __future__ import annotations
+
 from typing import Any
 
 import napari
 import numpy as np
 from napari.layers import Image, Labels
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QEvent, Qt, QTimer
 from qtpy.QtWidgets import QFileDialog
 
-from napari_sam2._napari import layers as L
-from napari_sam2._napari import messages as M
-from napari_sam2._napari import workers as W
-from napari_sam2._napari.controller import SessionState
-from napari_sam2._napari.frames import axis_names, default_axis, round_key, session_frame
-from napari_sam2._napari.guards import GuardsMixin
-from napari_sam2._napari.jobs import JobsMixin
-from napari_sam2._napari.labels_writer import LabelsWriter
-from napari_sam2._napari.progress import ProgressMeter
-from napari_sam2._napari.propagation import PropagationMixin
-from napari_sam2._napari.prompt_sync import PromptTracker
-from napari_sam2._napari.runner import JobRunner
-from napari_sam2._napari.ui import FALLBACK_MODELS, LOAD_FILE, NEW_OUTPUT, NO_MASKS, Sam2Panel
+from ..layer_prompts import layer_obj_ids, mask_prompts
+from . import layers as L
+from . import messages as M
+from .controller import Sam2Controller
+from .frames import axis_names, default_axis
+from .guards import PANEL_CLOSED, LayerGuards
+from .runner import Starter
+from .ui import FALLBACK_MODELS, LOAD_FILE, NEW_OUTPUT, NO_MASKS, Sam2Panel
+from .view import PanelView
+
+READY = "Click on an object (green = object, red = background), or draw a box."
 
 
 def _registry_names() -> list[str]:
     """Registry model names, SAM 2.1 first (the default is the first one)."""
     try:
-        from napari_sam2.checkpoints import registry_names
+        from ..checkpoints import registry_names
 
         names = list(registry_names()) or list(FALLBACK_MODELS)
     except Exception:  # noqa: BLE001 - registry missing or broken: offer the standard names
@@ -42,30 +41,20 @@ def _registry_names() -> list[str]:
     return sorted(names, key=lambda n: not n.startswith("sam2.1"))
 
 
-class Sam2Widget(GuardsMixin, PropagationMixin, JobsMixin, Sam2Panel):
+class Sam2Widget(Sam2Panel):
     """Dock widget: pick an image, click objects, propagate, review."""
 
-    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+    def __init__(self, napari_viewer: napari.viewer.Viewer, start: Starter | None = None) -> None:
         super().__init__()
         # napari hands plugins a PublicOnlyProxy; layers fetched through it are new proxies on each
         # access (identity checks fail) and every attribute access inspects the caller's frame
         self.viewer = getattr(napari_viewer, "__wrapped__", napari_viewer)
-        self.state = SessionState()
-        self.tracker = PromptTracker()
-        self.runner = JobRunner(on_busy=self._on_busy)
-        self.model: Any = None
-        self.session: Any = None
+        self.view = PanelView(self)
+        self.controller = Sam2Controller(self.view, start=start)
+        self.guards = LayerGuards(self)
         self.points_layer: Any = None
         self.boxes_layer: Any = None
-        self.writer: LabelsWriter | None = None
-        self.meter: ProgressMeter | None = None
-        self._cancel: threading.Event | None = None
-        self._ops: list = []
-        self._ops_done = -1
-        self._prop_failed = False
-        self._generation = 0
         self._image: Any = None
-        self._wired: list = []  # prompt layers whose events reach this widget
         self._model_index = 0
         for name in _registry_names():
             self.model_combo.addItem(name, name)
@@ -75,23 +64,19 @@ class Sam2Widget(GuardsMixin, PropagationMixin, JobsMixin, Sam2Panel):
         self._prefetch_timer.setInterval(200)
         self._prefetch_timer.timeout.connect(self._prefetch)
         self._connect()
+        self._choose_model()
         self.reset_choices()
+
+    # ---- the controller's state, for the console and tests -------------------------------------
+    model = property(lambda self: self.controller.model)
+    session = property(lambda self: self.controller.session)
+    state = property(lambda self: self.controller.state)
+    runner = property(lambda self: self.controller.runner)
+    meter = property(lambda self: self.controller.meter)
 
     # ---- wiring ------------------------------------------------------------------------------
     def _connect(self) -> None:
-        viewer_events = [
-            (self.viewer.layers.events.inserted, self.reset_choices),
-            (self.viewer.layers.events.removed, self._on_layer_removed),
-            (self.viewer.dims.events.current_step, self._on_step),
-        ]
-        for emitter, callback in viewer_events:
-            emitter.connect(callback)
-
-        def disconnect() -> None:  # the widget was destroyed: stop listening to the viewer
-            for emitter, callback in viewer_events:
-                emitter.disconnect(callback)
-
-        self._watch_lifetime(disconnect)
+        self.guards.watch_viewer()
         self.image_combo.currentIndexChanged.connect(self._on_image_changed)
         self.model_combo.currentIndexChanged.connect(self._on_model_changed)
         self.device_combo.currentIndexChanged.connect(self._on_device_changed)
@@ -109,9 +94,11 @@ class Sam2Widget(GuardsMixin, PropagationMixin, JobsMixin, Sam2Panel):
         self.reset_btn.clicked.connect(self.reset_session)
         self.range_check.toggled.connect(self.first_spin.setEnabled)
         self.range_check.toggled.connect(self.last_spin.setEnabled)
-        self.overwrite_check.toggled.connect(self._on_overwrite)
+        self.overwrite_check.toggled.connect(lambda on: setattr(self.controller.output, "overwrite", on))
+        self.follow_check.toggled.connect(lambda on: setattr(self.controller, "follow", on))
+        self.controller.follow = self.follow_check.isChecked()
         self.threshold_spin.valueChanged.connect(lambda v: setattr(self.state, "score_threshold", float(v)))
-        self.lost_list.itemDoubleClicked.connect(self._on_lost_clicked)
+        self.lost_list.itemDoubleClicked.connect(lambda it: self.view.go_to(tuple(it.data(Qt.ItemDataRole.UserRole))))
 
     def reset_choices(self, *_: Any) -> None:
         """Refill the layer pickers from ``viewer.layers``, keeping the current choices."""
@@ -135,10 +122,21 @@ class Sam2Widget(GuardsMixin, PropagationMixin, JobsMixin, Sam2Panel):
         combo.setCurrentIndex(idx if idx >= 0 else 0 if combo.count() else -1)
         combo.blockSignals(False)
 
+    def event(self, ev: Any) -> bool:
+        """napari closes a dock by taking this widget out of it (``setParent(None)``): cancel then."""
+        if ev.type() == QEvent.Type.ParentChange and self.parent() is None and self.controller.working():
+            self._invalidate()
+            self._say("info", PANEL_CLOSED)
+        return super().event(ev)
+
     # ---- setup -------------------------------------------------------------------------------
     @property
     def image_layer(self) -> Any:
         return self.image_combo.currentData()
+
+    @property
+    def axis(self) -> int:
+        return max(self.axis_combo.currentIndex(), 0)
 
     def _on_image_changed(self, *_: Any) -> None:
         image = self.image_layer
@@ -148,35 +146,30 @@ class Sam2Widget(GuardsMixin, PropagationMixin, JobsMixin, Sam2Panel):
         self._invalidate()
         self.axis_combo.blockSignals(True)
         self.axis_combo.clear()
-        if image is None:
-            self.axis_combo.blockSignals(False)
-            return
-        nd = L.spatial_ndim(image)
+        nd = L.spatial_ndim(image) if image is not None else 0
+        if image is not None and nd < 3:
+            self._say("warning", M.NOTHING_TO_PROPAGATE.format(name=image.name))
         if nd < 3:
             self.axis_combo.blockSignals(False)
-            self._say("warning", M.NOTHING_TO_PROPAGATE.format(name=image.name))
             return
-        shape = L.labels_shape(image)
         labels = getattr(image, "axis_labels", None)
-        self.axis_combo.addItems(axis_names(labels, shape, nd - 2))
+        self.axis_combo.addItems(axis_names(labels, L.labels_shape(image), nd - 2))
         self.axis_combo.setCurrentIndex(default_axis(labels, nd - 2))
         self.axis_combo.blockSignals(False)
-        self._setup_prompt_layers(image)
-        out_name = f"{image.name} {L.OUTPUT_SUFFIX}"
-        idx = self.output_combo.findText(out_name)
+        self.setup_prompt_layers(image)
+        idx = self.output_combo.findText(f"{image.name} {L.OUTPUT_SUFFIX}")
         self.output_combo.setCurrentIndex(max(idx, 0))
         self._update_stop_range()
-        self.status_label.setText("Click on an object (green = object, red = background), or draw a box.")
+        self.status_label.setText(READY)
 
-    def _setup_prompt_layers(self, image: Any) -> None:
+    def setup_prompt_layers(self, image: Any) -> None:
+        """Find or create the image's prompt layers, listen to them, select the points layer."""
         names = [ly.name for ly in self.viewer.layers]
         pname, bname = f"{image.name} {L.POINTS_SUFFIX}", f"{image.name} {L.BOXES_SUFFIX}"
         boxes = self.viewer.layers[bname] if bname in names else L.create_boxes_layer(self.viewer, image, bname)
         points = self.viewer.layers[pname] if pname in names else L.create_points_layer(self.viewer, image, pname)
         for layer in (points, boxes):
-            if not any(layer is w for w in self._wired):
-                self._wired.append(layer)
-                layer.events.data.connect(self._on_prompts_changed)
+            if self.guards.wire(layer, self._on_prompts_changed):
                 layer.bind_key("n", lambda _ly: self.negative_check.toggle(), overwrite=True)
                 layer.bind_key("c", lambda _ly: self.next_candidate(), overwrite=True)
         self.points_layer, self.boxes_layer = points, boxes
@@ -198,14 +191,19 @@ class Sam2Widget(GuardsMixin, PropagationMixin, JobsMixin, Sam2Panel):
             if not path:
                 return
         self._model_index = self.model_combo.currentIndex()
+        self._choose_model()
+        self._update_stop_range()
+
+    def _choose_model(self) -> None:
         data = self.model_combo.currentData()
-        self.model = None if isinstance(data, str) else data
-        self._invalidate()
+        if isinstance(data, str):
+            self.controller.choose_model(data, self.device_combo.currentText(), self.size_combo.currentData())
+        else:
+            self.controller.use_model(data)
 
     def _on_device_changed(self, *_: Any) -> None:
-        if isinstance(self.model_combo.currentData(), str):
-            self.model = None
-            self._invalidate()
+        if isinstance(self.model_combo.currentData(), str):  # an injected model keeps its device
+            self._invalidate(model=True)
 
     def use_model(self, model: Any, name: str = "custom model") -> None:
         """Use an already loaded model (console, tests): ``widget.use_model(random_model())``."""
@@ -214,27 +212,16 @@ class Sam2Widget(GuardsMixin, PropagationMixin, JobsMixin, Sam2Panel):
         self.model_combo.setCurrentIndex(0)
         self.model_combo.blockSignals(False)
         self._model_index = 0
-        self.model = model
-        self._invalidate()
-
-    def _invalidate(self) -> None:
-        """Image, axis or model changed: the next edit starts a new session (prompts are re-sent)."""
-        if self.state.running:
-            self.cancel()
-        self._generation += 1
-        self._retire(self.session)
-        self.session = None
-        if self.writer is not None:
-            self.writer.end_group()  # keep what a cancelled propagation wrote undoable
-        self.writer = None
-        self.tracker.reset()
-        self.state.reset()
-        self.lost_list.clear()
+        self.controller.use_model(model)
         self._update_stop_range()
 
-    @property
-    def axis(self) -> int:
-        return max(self.axis_combo.currentIndex(), 0)
+    def _invalidate(self, model: bool = False) -> None:
+        """Image, axis, contrast or device changed: the next edit starts a new session."""
+        if model:
+            self._choose_model()
+        else:
+            self.controller.invalidate()
+        self._update_stop_range()
 
     def _update_stop_range(self) -> None:
         image = self.image_layer
@@ -250,42 +237,9 @@ class Sam2Widget(GuardsMixin, PropagationMixin, JobsMixin, Sam2Panel):
         if self.boxes_layer is not None:
             self.boxes_layer.feature_defaults = {"obj_id": obj}
 
-    def _on_overwrite(self, on: bool) -> None:
-        if self.writer is not None:
-            self.writer.overwrite_other = bool(on)
-
-    # ---- frames ------------------------------------------------------------------------------
-    def current_key(self) -> tuple[int, ...]:
-        image = self.image_layer
-        nd = L.spatial_ndim(image)
-        world = np.asarray(self.viewer.dims.point)[-nd:]
-        key = round_key(np.asarray(image.world_to_data(world))[: nd - 2])
-        shape = L.labels_shape(image)
-        return tuple(int(np.clip(k, 0, shape[i] - 1)) for i, k in enumerate(key))
-
-    def go_to(self, key: tuple[int, ...]) -> None:
-        image = self.image_layer
-        nd = L.spatial_ndim(image)
-        data = np.zeros(nd)
-        data[: nd - 2] = key
-        world = np.asarray(image.data_to_world(data))
-        first = self.viewer.dims.ndim - nd
-        self.viewer.dims.set_point(tuple(range(first, first + nd - 2)), tuple(world[: nd - 2]))
-
-    def _on_step(self, *_: Any) -> None:
-        if self.session is not None and not self.state.running:
-            self._prefetch_timer.start()
-
-    def _prefetch(self) -> None:
-        if self.session is None or self.runner.busy or self.state.running:
-            return
-        frame = session_frame(self.current_key())
-        session = self.session
-        self._submit("prefetch", lambda: (W.prefetch_job, (session, frame), {}), coalesce=True)
-
     def _on_output_changed(self, *_: Any) -> None:
         """A new output layer: never reuse an id that already labels something there."""
-        self.writer = None
+        self.controller.output.drop()
         out = self.output_combo.currentData()
         if out is None or not out.data.size:
             return
@@ -294,31 +248,53 @@ class Sam2Widget(GuardsMixin, PropagationMixin, JobsMixin, Sam2Panel):
             nxt = self.new_object()
             self._say("info", f"Object ids start at {nxt} so the existing labels of '{out.name}' stay untouched.")
 
+    # ---- frames ------------------------------------------------------------------------------
+    def _on_step(self, *_: Any) -> None:
+        if self.session is not None and not self.controller.propagating:
+            self._prefetch_timer.start()
+
+    def _prefetch(self) -> None:
+        if self.session is not None and self.image_layer is not None:
+            self.controller.prefetch(self.view.view_key())
+
     # ---- user actions ------------------------------------------------------------------------
+    def check_image(self) -> bool:
+        """Is there a stack to work on (with its prompt layers)? Says what to do when not."""
+        image = self.image_layer
+        if image is None:
+            self._say("error", M.NO_IMAGE)
+            return False
+        if L.spatial_ndim(image) < 3:
+            self._say("warning", M.NOTHING_TO_PROPAGATE.format(name=image.name))
+            return False
+        if self.points_layer not in self.viewer.layers or self.boxes_layer not in self.viewer.layers:
+            self.setup_prompt_layers(image)
+        return True
+
+    def sync_prompts(self) -> None:
+        """Send the prompt layers' edits to the session; the edited frame updates at once."""
+        if self.check_image():
+            self.controller.sync()
+
+    def _on_prompts_changed(self, event: Any = None) -> None:
+        if self.controller.closed or str(getattr(event, "action", "changed")) in ("adding", "removing", "changing"):
+            return
+        if self.guards.drop_invalid_prompts(getattr(event, "source", None)):
+            return  # removing them (a moment later) is an edit of its own, which syncs
+        self.sync_prompts()
+
     def new_object(self) -> int:
         """Select the next free object id (over output labels, session and prompt layers)."""
         out = self.output_combo.currentData()
         top = int(np.max(out.data)) if out is not None and out.data.size else 0
-        nxt = self.state.next_free_id(top, L.layer_obj_ids(self.points_layer, self.boxes_layer))
+        nxt = self.controller.new_object_id(top, layer_obj_ids(self.points_layer, self.boxes_layer))
         self.obj_spin.setValue(nxt)
         return nxt
 
     def next_candidate(self) -> None:
         """Show the next multimask candidate of the current object's single click on this frame."""
-        if self.session is None or self.runner.busy:
-            return
-        key, obj, session = self.current_key(), int(self.obj_spin.value()), self.session
-
-        def spec() -> Any:
-            n = session.num_candidates(session_frame(key), obj)
-            if n <= 1:
-                self.status_label.setText("No other candidates: they exist for a single click only.")
-                return None
-            k = self.state.next_candidate(key, obj, n)
-            self.status_label.setText(f"Object {obj}: candidate {k + 1} of {n}.")
-            return W.candidate_job, (session, session_frame(key), obj, k), {}
-
-        self._submit("candidate", spec)
+        if self.session is not None:
+            self.controller.next_candidate(self.view.view_key(), int(self.obj_spin.value()))
 
     def use_mask_prompts(self) -> None:
         """Each label of the 'Mask prompts' layer on the current frame becomes an object's mask."""
@@ -326,27 +302,57 @@ class Sam2Widget(GuardsMixin, PropagationMixin, JobsMixin, Sam2Panel):
         if layer is None:
             self._say("warning", "SAM 2: pick a Labels layer under 'Mask prompts' first.")
             return
-        if not self._check_image():
+        if not self.check_image():
             return
         need = L.labels_shape(self.image_layer)
         if tuple(layer.data.shape) != need:  # refused before any model work is queued
-            shape = tuple(layer.data.shape)
-            self._say("error", M.MASK_SHAPE.format(name=layer.name, shape=shape, image=self.image_layer.name, need=need))
+            shape, image = tuple(layer.data.shape), self.image_layer.name
+            self._say("error", M.MASK_SHAPE.format(name=layer.name, shape=shape, image=image, need=need))
             return
-        if not self._ready():
-            return
-        key = self.current_key()
+        key = self.view.view_key()
 
-        def spec() -> Any:
-            if self.session is None:
-                return None
-            masks = L.mask_prompts(layer, frame=session_frame(key), n_leading=len(key))
+        def read() -> list:
+            masks = mask_prompts(layer, frame=key, n_leading=len(key))
             if not masks:  # an empty frame is no error: nothing to send
-                self._say("warning", M.NO_MASKS_HERE.format(name=layer.name, frame=session_frame(key)))
-                return None
-            self._check_output(max(m.obj_id for m in masks))
-            for m in masks:
-                self.tracker.note_mask(m.obj_id)
-            return W.masks_job, (self.session, masks), {}
+                self._say("warning", M.NO_MASKS_HERE.format(name=layer.name, frame=key[0] if len(key) == 1 else key))
+            return masks
 
-        self._submit("masks", spec)
+        self.controller.add_masks(read)
+
+    def propagate(self) -> None:
+        """Propagate every object from the current frame (forward / backward / both)."""
+        if not self.check_image():
+            return
+        if not (len(self.points_layer.data) or len(self.boxes_layer.data) or self.state.owned_ids):
+            self._say("warning", M.NO_PROMPTS.format(points=self.points_layer.name, boxes=self.boxes_layer.name))
+            return
+        direction = self.direction_combo.currentText()
+        ids = layer_obj_ids(self.points_layer, self.boxes_layer)
+        self.controller.propagate(direction, self.view.view_key(), self.stop_arg(direction), ids)
+
+    def stop_arg(self, direction: str) -> Any:
+        """The ``stop`` argument of ``VideoSession.propagate`` from the frame range controls."""
+        if not self.range_check.isChecked():
+            return None
+        first, last = sorted((int(self.first_spin.value()), int(self.last_spin.value())))
+        return {"forward": last, "backward": first}.get(direction, (first, last))
+
+    def cancel(self) -> None:
+        """Stop the propagation within one frame (finished frames stay written), or a model load."""
+        self.controller.cancel()
+
+    def reset_session(self) -> None:
+        """Forget the model's memory; the prompt layers are re-sent on the next edit."""
+        self.controller.reset()
+        self._update_stop_range()
+
+    # ---- feedback ----------------------------------------------------------------------------
+    def _say(self, level: str, text: str) -> None:
+        self.status_label.setText(text)
+        M.show(level, text)
+
+    def _status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def _session_opened(self) -> None:
+        self._prefetch_timer.start()

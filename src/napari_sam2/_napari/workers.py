@@ -1,8 +1,9 @@
-"""The model work of the widget, as generator functions run by ``napari.qt.threading`` workers.
+"""The model work of the widget, run by the :class:`~.runner.JobRunner`'s workers.
 
 Nothing here touches Qt or napari layers: each job talks to the model / ``VideoSession`` and yields
-plain objects (``FrameResult``, :class:`Erase`, :class:`OpDone`) that the widget applies on the main
-thread from the worker's ``yielded`` signal. The generators can be iterated directly in tests.
+plain objects (``FrameResult``, :class:`Erase`, :class:`OpDone`, :class:`Status`) that the controller
+applies on the main thread; jobs with nothing to report are plain functions. Frames are frame keys.
+The generators can be iterated directly in tests.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from napari_sam2._napari.frames import FrameKey
-from napari_sam2._napari.prompt_sync import CLEAR, REMOVE, SET, SyncOp
-from napari_sam2.checkpoints import DownloadCancelled
-from napari_sam2.errors import PromptError
+from ..engine.layout import FrameKey
+from ..errors import Cancelled, DownloadCancelled, LoadCancelled, PromptError
+from .prompt_sync import CLEAR, REMOVE, SET, SyncOp
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,7 @@ class Status:
 CANCEL_GRACE_S = 1.0
 
 
-class LoadCancelled(DownloadCancelled):
-    """Cancel was pressed while no download was under way (the model was being read or built)."""
-
-
-def _cancelled(name: str, downloading: bool) -> DownloadCancelled:
+def _cancelled(name: str, downloading: bool) -> Cancelled:
     """What a load cancelled before its thread noticed ends with."""
     if downloading:
         return DownloadCancelled(f"The model download of {name} was cancelled.")
@@ -66,11 +62,11 @@ def load_model_job(
     progress it calls back with. Setting ``cancel`` stops a download at its next chunk (the partial
     file is kept and the next attempt resumes it) and raises ``DownloadCancelled``; when the helper
     thread does not notice within ``CANCEL_GRACE_S`` (a stalled connection, a model being built),
-    this job raises ``DownloadCancelled`` anyway (:class:`LoadCancelled` when no download was under
-    way) and leaves the daemon thread to end on its own.
+    this job raises ``DownloadCancelled`` anyway (``LoadCancelled`` when no download was under
+    way; both are :class:`~napari_sam2.errors.Cancelled`) and leaves the daemon thread to end on its own.
     """
     yield Status(f"Loading {name} on {device}...")
-    from napari_sam2.model.loading import load_model  # torch is imported here, in the worker
+    from ..model.loading import load_model  # torch is imported here, in the worker
 
     events: queue.SimpleQueue = queue.SimpleQueue()
     box: dict[str, Any] = {}
@@ -121,7 +117,7 @@ def load_model_job(
 def open_session_job(model: Any, data: Any, axis: int, **kwargs: Any) -> Iterator[Any]:
     """Create a ``VideoSession`` on ``data`` (may read and normalise the stack); returns it."""
     yield Status("Preparing the stack...")
-    from napari_sam2.engine.video_session import VideoSession
+    from ..engine.video_session import VideoSession
 
     return VideoSession(model, data, axis=axis, **kwargs)
 
@@ -131,15 +127,15 @@ def sync_job(session: Any, ops: list[SyncOp]) -> Iterator[Any]:
     for i, op in enumerate(ops):
         if op.kind == SET:  # both calls replace the object's earlier prompts on that frame
             if op.box is not None:
-                result = session.add_box(op.frame, op.obj_id, op.box, points=op.points, labels=op.labels)
+                result = session.add_box(op.key, op.obj_id, op.box, points=op.points, labels=op.labels)
             else:
-                result = session.add_points(op.frame, op.obj_id, op.points, op.labels, clear=True)
+                result = session.add_points(op.key, op.obj_id, op.points, op.labels, clear=True)
             yield OpDone(i)
             yield result
         elif op.kind == CLEAR:
             if op.obj_id in session.obj_ids:
                 try:
-                    session.clear_prompts(op.frame, op.obj_id)
+                    session.clear_prompts(op.key, op.obj_id)
                 except PromptError:  # the object lives in another sequence (N-D): nothing here
                     pass
             yield OpDone(i)
@@ -147,7 +143,7 @@ def sync_job(session: Any, ops: list[SyncOp]) -> Iterator[Any]:
             others = [o for o in session.obj_ids if o != op.obj_id]
             if others:  # repaint the remaining objects where the erased one covered them
                 try:
-                    yield session.result(op.frame, others)
+                    yield session.result(op.key, others)
                 except PromptError:
                     pass
         elif op.kind == REMOVE:
@@ -165,38 +161,27 @@ def masks_job(session: Any, masks: list[Any]) -> Iterator[Any]:
         yield result
 
 
-def candidate_job(session: Any, frame: Any, obj_id: int, k: int) -> Iterator[Any]:
+def candidate_job(session: Any, key: FrameKey, obj_id: int, k: int) -> Iterator[Any]:
     """Show multimask candidate ``k`` of a single click."""
-    yield session.choose_candidate(frame, obj_id, k)
+    yield session.choose_candidate(key, obj_id, k)
 
 
-def count_candidates_job(session: Any, frame: Any, obj_id: int) -> Iterator[Any]:
-    """Number of multimask candidates of (frame, object); returns it."""
-    if False:  # pragma: no cover - makes this a generator like the others
-        yield None
-    return session.num_candidates(frame, obj_id)
-
-
-def close_job(session: Any) -> Iterator[Any]:
+def close_job(session: Any) -> None:
     """Release a replaced session (its prefetch thread and cached features)."""
-    if False:  # pragma: no cover
-        yield None
     close = getattr(session, "close", None)
     if close is not None:
         close()
 
 
-def prefetch_job(session: Any, frame: Any) -> Iterator[Any]:
-    """Compute and cache the image features of ``frame`` so the next click is instant."""
-    if False:  # pragma: no cover
-        yield None
-    session.prefetch(frame)
+def prefetch_job(session: Any, key: FrameKey) -> None:
+    """Compute and cache the image features of frame ``key`` so the next click is instant."""
+    session.prefetch(key)
 
 
 def propagate_job(
     session: Any,
     direction: str,
-    start: Any,
+    start: FrameKey,
     stop: Any,
     cancel: threading.Event,
 ) -> Iterator[Any]:

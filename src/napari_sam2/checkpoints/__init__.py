@@ -7,39 +7,26 @@ Typical use::
     with tqdm_progress("sam2.1_hiera_tiny") as progress:
         path = resolve_checkpoint("sam2.1_hiera_tiny", progress=progress)
 
-See docs/weights.md for the cache folder, environment variables and offline installation.
+Types and helpers used inside (``CheckpointEntry``, ``Registry``, progress callbacks, cancel
+tokens) live in their modules. See docs/weights.md for the cache folder, environment variables and offline installation.
 """
 
 from __future__ import annotations
 
+from ..errors import DownloadCancelled
 from .cache import ENV_WEIGHTS_DIR, cache_dir
-from .progress import CancelToken, DownloadCancelled, ProgressCallback, TqdmProgress, tqdm_progress
-from .registry import (
-    ENV_REGISTRY,
-    CheckpointEntry,
-    Registry,
-    get_entry,
-    load_registry,
-    parse_registry,
-    registry_names,
-)
-from .resolve import default_verify, is_cached, resolve_checkpoint
+from .progress import tqdm_progress
+from .registry import ENV_REGISTRY, get_entry, load_registry, registry_names
+from .resolve import is_cached, resolve_checkpoint
 
 __all__ = [
     "ENV_REGISTRY",
     "ENV_WEIGHTS_DIR",
-    "CancelToken",
-    "CheckpointEntry",
     "DownloadCancelled",
-    "ProgressCallback",
-    "Registry",
-    "TqdmProgress",
     "cache_dir",
-    "default_verify",
     "get_entry",
     "is_cached",
     "load_registry",
-    "parse_registry",
     "registry_names",
     "resolve_checkpoint",
     "tqdm_progress",

@@ -20,9 +20,9 @@ from typing import Any
 
 import platformdirs
 
-from napari_sam2.errors import CheckpointError
+from ..errors import CheckpointError, DownloadCancelled
 
-from .progress import CancelToken, DownloadCancelled, is_cancelled
+from .progress import CancelToken, is_cancelled
 from .registry import CheckpointEntry, check_filename_safe
 
 #: Environment variable that overrides the cache folder.

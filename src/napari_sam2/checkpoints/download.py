@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from napari_sam2.errors import CheckpointError, DownloadError
+from ..errors import CheckpointError, DownloadCancelled, DownloadError
 
 from ._cancellable import call_cancellable, shutdown_on_cancel
 from .cache import ENV_WEIGHTS_DIR, part_file
-from .progress import CancelToken, DownloadCancelled, ProgressCallback, is_cancelled
+from .progress import CancelToken, ProgressCallback, is_cancelled
 from .registry import LOOPBACK_HOSTS, check_url_allowed
 
 CHUNK_SIZE = 64 * 1024

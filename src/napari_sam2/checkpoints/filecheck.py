@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from napari_sam2.errors import CheckpointError
+from ..errors import CheckpointError
 
 OFFICIAL_PT_HINT = (
     "Use an official SAM 2 .pt checkpoint: give a model name such as 'sam2.1_hiera_tiny' (downloaded once, "
@@ -34,7 +34,7 @@ def sniff_checkpoint(path: str | Path) -> None:
     path = Path(path).expanduser()
     if not path.exists():
         raise CheckpointError(
-            f"Checkpoint file not found: {path}. Check the path, or pick a model by name "
+            f"Checkpoint file not found: {path} does not exist; check the path, or pick a model by name "
             "(e.g. 'sam2.1_hiera_tiny') to download it."
         )
     if path.is_dir():

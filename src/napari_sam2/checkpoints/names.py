@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from napari_sam2.errors import CheckpointError
+from ..errors import CheckpointError
 
 PATH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".pkl", ".pickle", ".tar", ".zip", ".gz")
 

@@ -12,14 +12,8 @@ import threading
 from types import TracebackType
 from typing import IO, Any, Callable, Optional, Union
 
-from napari_sam2.errors import DownloadError
-
 ProgressCallback = Callable[[int, Optional[int]], Any]
 CancelToken = Union[threading.Event, Callable[[], bool], None]
-
-
-class DownloadCancelled(DownloadError):
-    """The user cancelled a download; the partial file is kept and the next attempt resumes it."""
 
 
 def is_cancelled(cancel: CancelToken) -> bool:

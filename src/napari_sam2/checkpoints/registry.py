@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Union
 from urllib.parse import urlsplit
 
-from napari_sam2.errors import CheckpointError
+from ..errors import CheckpointError
 
 #: Environment variable naming another registry JSON file (tests, mirrors, custom checkpoints).
 ENV_REGISTRY = "NAPARI_SAM2_REGISTRY"

@@ -11,21 +11,22 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from napari_sam2.errors import CheckpointError
+from ..errors import CheckpointError
 
 from . import cache
 from .cache import ENV_WEIGHTS_DIR
 from .download import fetch, manual_hint
-from .names import registry_name_of
+from .filecheck import sniff_checkpoint
+from .names import registry_name_of, unknown_model
 from .progress import CancelToken, ProgressCallback
-from .registry import CheckpointEntry, Registry, RegistryLike, as_registry
+from .registry import CheckpointEntry, RegistryLike, as_registry
 
 Verifier = Callable[[Path], Any]
 
 
 def default_verify(path: Path) -> None:
     """Strict load check by the model package (raises CheckpointError for anything not an official layout)."""
-    from napari_sam2.model.checkpoint import inspect_checkpoint  # lazy: pulls in torch
+    from ..model.checkpoint import inspect_checkpoint  # lazy: pulls in torch
 
     inspect_checkpoint(path)
 
@@ -48,9 +49,12 @@ def resolve_checkpoint(
     Raises DownloadError (network), DownloadCancelled, or CheckpointError (bad or missing file).
     """
     reg = as_registry(registry)
-    name = _registry_name(name_or_path, reg)
+    name = registry_name_of(name_or_path, reg.names())
     if name is None:
-        return _local_file(name_or_path, reg)
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            sniff_checkpoint(path)  # "does not exist" / "is a folder"
+        return path
     entry = reg.get(name)
     folder = cache.cache_dir()
     dest = cache.cached_file(entry, folder)
@@ -104,21 +108,26 @@ def _not_cached(entry: CheckpointEntry, dest: Path) -> CheckpointError:
     )
 
 
-def _registry_name(name_or_path: str | os.PathLike[str], reg: Registry) -> str | None:
-    """The registry name meant by the argument, or None when it is a file path."""
-    return registry_name_of(name_or_path, reg.names())
+def checkpoint_source(name_or_path: Any, registry: RegistryLike = None) -> str | Path:
+    """The registry name (a str) or the checkpoint file (a Path) meant by ``name_or_path``, checked
+    without any download or loading, so a caller can fail fast before other work.
 
-
-def _local_file(name_or_path: str | os.PathLike[str], reg: Registry) -> Path:
-    path = Path(name_or_path).expanduser()
-    if path.is_file():
+    A mistyped name raises "Unknown model ...; did you mean ...?"; a path that cannot be a checkpoint
+    (missing, a folder, empty, an LFS pointer, HTML, safetensors, an archive) a CheckpointError naming
+    the fix. ``load_model`` and the command line both use it.
+    """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise CheckpointError(f"The model must be a model name (e.g. 'sam2.1_hiera_tiny') or the path of a .pt "
+                              f"checkpoint, not a {type(name_or_path).__name__}.")
+    reg = as_registry(registry)
+    name = registry_name_of(name_or_path, reg.names())
+    if name is None:
+        path = Path(name_or_path).expanduser()
+        sniff_checkpoint(path)
         return path
-    if path.exists():
-        raise CheckpointError(f"The checkpoint path {path} is a folder, not a .pt file. Give the file itself.")
-    raise CheckpointError(
-        f"The checkpoint file {path} does not exist. Check the path, or use a model name to download it "
-        f"automatically: {', '.join(reg.names())}."
-    )
+    if name not in reg.entries:
+        raise unknown_model(name, reg.names())
+    return name
 
 
 def _verify_or_quarantine(dest: Path, entry: CheckpointEntry, verify: Verifier) -> None:

@@ -42,7 +42,6 @@ class Clip:
         self.features = FeatureCache(feature_budget)
         self.tracks: dict[int, ObjectTrack] = {}
         self.index = index
-        self._mem_pos: torch.Tensor | None = None
 
     @property
     def num_frames(self) -> int:
@@ -60,6 +59,41 @@ class Clip:
     def prefetch(self, frame: int) -> None:
         """Compute and cache ``frame``'s features (e.g. when the user moves to it)."""
         self.feats(frame)
+
+    # ------------------------------------------------------------- bookkeeping
+    def remove_object(self, obj_id: int) -> None:
+        """Forget an object: its prompts, outputs and memories."""
+        self.tracks.pop(obj_id).release()
+
+    def clear_prompts(self, frame: int, obj_ids: list[int]) -> None:
+        """Remove the prompts of ``obj_ids`` on ``frame``; their outputs stay as ordinary tracked
+        frames (as in the official predictor), and an object left with no prompt is removed."""
+        for obj_id in obj_ids:
+            tr = self.tracks[obj_id]
+            tr.clear_prompts(frame)
+            if not tr.has_prompts:
+                self.remove_object(obj_id)
+
+    def reset(self) -> None:
+        """Forget every object (cached image features are kept)."""
+        for tr in self.tracks.values():
+            tr.release()
+        self.tracks.clear()
+
+    def output(self, frame: int, obj_id: int) -> FrameState | None:
+        """An object's latest output on ``frame`` (None for an unknown object or an unvisited frame)."""
+        tr = self.tracks.get(obj_id)
+        return None if tr is None else tr.output(frame)
+
+    def prompted_frames(self, obj_id: int | None = None) -> set[int]:
+        """Frames holding prompts of ``obj_id`` (of any object when None)."""
+        tracks = self.tracks.values() if obj_id is None else [t for t in self.tracks.values() if t.obj_id == obj_id]
+        return {f for tr in tracks for f in (*tr.points, *tr.masks)}
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of per-object state (memories, pointers, masks) held on the compute device."""
+        return sum(tr.nbytes for tr in self.tracks.values())
 
     # ---------------------------------------------------------------- prompting
     def track(self, obj_id: int) -> ObjectTrack:
@@ -97,7 +131,7 @@ class Clip:
             n = labels.shape[0]
             out = self.model.sam_heads(pix, feats.high_res, coords[None].to(dev),
                                        labels[None].to(dev), prev_logits, multimask=n <= 1)
-        tr.pending(is_cond)[frame] = self._state(out, 0, encode=False)
+        tr.pending(is_cond)[frame] = self._state(out, 0)
         tr.prune(frame, self.max_cond)  # memories loaded for this click go back off the device
         return self.result(frame, is_cond=is_cond, return_logits=return_logits)
 
@@ -116,21 +150,22 @@ class Clip:
         _, _, is_cond = self._prompt_kind(tr, frame)
         with self.model.autocast():
             out = self.model.mask_as_output(self.feats(frame), m)
-        tr.pending(is_cond)[frame] = self._state(out, 0, encode=False)
+        tr.pending(is_cond)[frame] = self._state(out, 0)
         tr.prune(frame, self.max_cond)  # memories loaded for this click go back off the device
         return self.result(frame, is_cond=is_cond, return_logits=return_logits)
 
-    def _state(self, out: HeadsOutput, row: int, encode: bool) -> FrameState:
+    def _state(self, out: HeadsOutput, row: int) -> FrameState:
         low = out.low_res[row : row + 1]
         if self.fill_hole_area > 0:
             low = fill_holes(low, self.fill_hole_area)
         st = FrameState(low, out.obj_ptr[row : row + 1].float(),
                         out.object_score_logits[row : row + 1].float(), float(out.iou[row]))
+        if out.choice is not None:
+            st.choice = int(out.choice[row])
         if out.candidates is not None:
             st.candidates = out.candidates[row : row + 1]
             st.candidate_iou = out.candidate_iou[row : row + 1].float()
             st.candidate_ptrs = out.candidate_ptrs[row : row + 1].float()
-            st.choice = int(out.choice[row])
         return st
 
     def choose_candidate(self, frame: int, obj_id: int, k: int) -> FrameResult:
@@ -150,13 +185,6 @@ class Clip:
         return self.result(frame)
 
     # --------------------------------------------------------------- memories
-    def _mem_pos_enc(self, feats: ImageFeatures) -> torch.Tensor:
-        if self._mem_pos is None:
-            h, w = feats.vision.shape[-2:]
-            pe = self.model.memory_encoder.position_encoding
-            self._mem_pos = pe.encoding(h, w, feats.vision.device)[None]
-        return self._mem_pos
-
     def _plan(self, track: ObjectTrack, frame: int, reverse: bool):
         return plan_memory(track, frame, reverse, self.num_frames, self.model.is_v21, self.max_cond)
 
@@ -172,7 +200,9 @@ class Clip:
             if pl.pointers:
                 ptrs.append(torch.stack([stored_state(tr, f).obj_ptr[0] for _, f in pl.pointers]))
         memory = torch.cat(mems)  # (B, n_mem * hw, 64)
-        pos_base = self._mem_pos_enc(feats).flatten(2).permute(0, 2, 1)  # (1, hw, 64)
+        h, w = feats.vision.shape[-2:]
+        mem_pe = self.model.memory_encoder.position_encoding.encoding(h, w, device=feats.vision.device)
+        pos_base = mem_pe[None].flatten(2).permute(0, 2, 1)  # (1, hw, 64)
         tpos = self.model.maskmem_tpos_enc
         pos = [pos_base + tpos[len(tpos) - t_pos - 1].reshape(1, 1, -1) for t_pos, _ in plan.memories]
         memory_pos = torch.cat(pos, dim=1).expand(len(tracks), -1, -1)
@@ -212,6 +242,15 @@ class Clip:
             for frame in tr.cond_frames():  # a conditioning frame's output wins over a later correction
                 tr.non_cond.discard(frame)
 
+    def prepare(self) -> int | None:
+        """Encode the pending memories (``consolidate``) before propagating; the earliest
+        conditioning frame of all objects (None without objects)."""
+        self.consolidate()
+        for tr in self.tracks.values():
+            if not tr.cond:
+                raise PromptError(f"Object {tr.obj_id} has no prompts; add one or remove the object.")
+        return min((t for tr in self.tracks.values() for t in tr.cond_frames()), default=None)
+
     # -------------------------------------------------------------- propagation
     @torch.inference_mode()
     def propagate(self, order: list[int], reverse: bool, cancel: threading.Event | None,
@@ -241,12 +280,11 @@ class Clip:
     def _track_group(self, feats: ImageFeatures, group: list[ObjectTrack], frame: int, reverse: bool) -> None:
         with self.model.autocast():
             pix = self._conditioned(feats, group, frame, reverse)
-            out = self.model.sam_heads(pix, feats.high_res, None, None, None, multimask=True)
+            out = self.model.sam_heads(pix, feats.high_res, None, None, None, multimask=True, candidates=False)
             mem, _ = self.model.encode_memory(feats.vision, out.high_res, out.object_score_logits, binarize=False)
         mem = mem.to(torch.bfloat16)
         for row, tr in enumerate(group):
-            st = self._state(out, row, encode=True)
-            st.candidates = st.candidate_iou = st.candidate_ptrs = None
+            st = self._state(out, row)
             st.maskmem = mem[row : row + 1]
             tr.non_cond[frame] = st
 
@@ -284,6 +322,7 @@ class Clip:
             object_score_logits=score_arr,
             logits=(np.stack(logits) if n else np.zeros((0, h, w), np.float32)) if return_logits else None,
             index=self.index,
+            key=self.source.layout.index(self.index, frame),
         )
         if return_logits and n:
             side = max(x.shape[-1] for x in lows)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from ..model.image_encoder import ImageFeatures
 
@@ -14,16 +14,12 @@ class FeatureCache:
     def __init__(self, budget_bytes: int) -> None:
         self.budget = int(budget_bytes)
         self._items: OrderedDict[int, ImageFeatures] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, frame: int, compute: Callable[[int], ImageFeatures]) -> ImageFeatures:
         feats = self._items.get(frame)
         if feats is not None:
             self._items.move_to_end(frame)
-            self.hits += 1
             return feats
-        self.misses += 1
         feats = compute(frame)
         self._items[frame] = feats
         while len(self._items) > 1 and self.nbytes > self.budget:

@@ -11,110 +11,14 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import InputError
+from .layout import StackLayout
 from .preprocess import robust_range, sample_indices, to_rgb, to_uint8, video_input
-
-
-@dataclass(frozen=True)
-class StackLayout:
-    """Which axes of the data are what: leading axes, the propagation axis, Y, X, channels."""
-
-    shape: tuple[int, ...]
-    axis: int  # propagation axis (an index into shape)
-    rgb: bool  # last axis holds channels
-
-    @property
-    def leading(self) -> tuple[int, ...]:
-        """Indices of all non-spatial, non-channel axes (propagation axis included)."""
-        return tuple(range(len(self.shape) - 2 - int(self.rgb)))
-
-    @property
-    def outer_axes(self) -> tuple[int, ...]:
-        return tuple(a for a in self.leading if a != self.axis)
-
-    @property
-    def outer_shape(self) -> tuple[int, ...]:
-        return tuple(self.shape[a] for a in self.outer_axes)
-
-    @property
-    def num_frames(self) -> int:
-        return self.shape[self.axis]
-
-    @property
-    def frame_shape(self) -> tuple[int, int]:
-        y = len(self.shape) - 2 - int(self.rgb)
-        return self.shape[y], self.shape[y + 1]
-
-    def index(self, outer: tuple[int, ...], frame: int) -> tuple[int, ...]:
-        """The data index of one frame (all leading axes)."""
-        idx: list[int] = []
-        it = iter(outer)
-        for a in self.leading:
-            idx.append(frame if a == self.axis else next(it))
-        return tuple(idx)
-
-    def split(self, position: int | Sequence[int]) -> tuple[tuple[int, ...], int]:
-        """A frame argument (int, or all leading indices) -> (outer index, frame)."""
-        if np.ndim(position) == 0:
-            if self.outer_axes:
-                raise InputError(
-                    f"This stack has {len(self.leading)} non-spatial axes; give the frame as a tuple "
-                    f"of {len(self.leading)} indices (napari's point coordinates without row, col)."
-                )
-            return (), _as_index(position)
-        pos = tuple(_as_index(p) for p in position)
-        if len(pos) != len(self.leading):
-            raise InputError(f"Expected {len(self.leading)} leading indices, got {pos}.")
-        outer = tuple(pos[a] for a in self.outer_axes)
-        for a, v in zip(self.outer_axes, outer):
-            if not 0 <= v < self.shape[a]:
-                raise InputError(f"Index {v} is outside axis {a} of size {self.shape[a]}.")
-        return outer, pos[self.axis]
-
-
-def _as_index(v: Any) -> int:
-    f = float(v)
-    if not np.isfinite(f) or abs(f - round(f)) > 1e-6:
-        raise InputError(f"Frame index {v!r} is not an integer.")
-    return int(round(f))
-
-
-def guess_layout(data: Any, axis: int, rgb: bool | None, channel: int | None) -> StackLayout:
-    """napari's rule: a last axis of 3 or 4 on >= 3-D data is colour, unless told otherwise."""
-    shape = tuple(int(s) for s in data.shape)
-    if rgb is None:
-        rgb = (len(shape) >= 4 and shape[-1] in (3, 4)) or (channel is not None and len(shape) >= 4)
-    n_leading = len(shape) - 2 - int(rgb)
-    if n_leading < 1:
-        raise InputError(
-            f"A stack of shape {shape} has no axis to propagate along (need (T, Y, X) or more). "
-            "For one 2D image use ImagePredictor."
-        )
-    if axis < 0:
-        axis += n_leading
-    if not 0 <= axis < n_leading:
-        raise InputError(f"axis={axis} is not one of the stack's non-spatial axes (0..{n_leading - 1}).")
-    if any(s == 0 for s in shape):
-        raise InputError(f"The stack of shape {shape} is empty.")
-    if channel is not None:
-        if int(channel) != channel:
-            raise InputError(f"channel must be a whole number; got {channel!r}.")
-        if not rgb:
-            raise InputError(
-                f"channel={channel} picks a channel of multichannel frames (Y, X, C), but this stack "
-                f"of shape {shape} has no channel axis; leave channel unset."
-            )
-        if not 0 <= channel < shape[-1]:
-            raise InputError(
-                f"channel {channel} does not exist: frames have {shape[-1]} channels (0..{shape[-1] - 1})."
-            )
-    return StackLayout(shape, axis, bool(rgb))
 
 
 def as_array_like(frames: Any) -> Any:

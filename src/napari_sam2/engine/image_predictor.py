@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError, PromptError
+from ..model.mask_decoder import select_outputs
 from ..model.sam2 import Sam2Model
 from .preprocess import image_input, robust_range, to_rgb, to_uint8
 from .prompt_checks import as_labels, as_points, checked_box, model_xy
@@ -115,8 +116,6 @@ class ImagePredictor:
             mask = torch.from_numpy(m.reshape(1, 1, side, side)).to(dev)
         with self.model.autocast():
             raw = self.model.decode(self._embed, self._features.high_res, c, lb, mask)
-        from ..model.mask_decoder import select_outputs
-
         sel = select_outputs(raw, multimask)
         low = sel.masks.float()
         full = F.interpolate(low, size=self._hw, mode="bilinear", align_corners=False)[0]

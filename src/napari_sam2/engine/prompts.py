@@ -1,7 +1,8 @@
 """Prompts in napari's convention, independent of any GUI.
 
 Coordinates are (row, col) pixels of the stack's frames; boxes are
-(row0, col0, row1, col1); ``frame`` is the index along the propagation axis.
+(row0, col0, row1, col1); ``frame`` is the frame key: the tuple of all leading indices
+(``(t,)`` for (T, Y, X) data; an int given is stored as a 1-tuple).
 The widget's layer adapters, the CSV readers of the CLI and the console helper all
 produce these objects, and :meth:`PromptSet.apply` sends them to a ``VideoSession``.
 """
@@ -17,34 +18,44 @@ from typing import Any
 import numpy as np
 
 from ..errors import PromptError
+from .layout import FrameKey, frame_key, key_text
 
 
 @dataclass(frozen=True)
 class PointPrompt:
     """Clicks on one frame for one object: positive (label 1) or negative (label 0)."""
 
-    frame: int
+    frame: FrameKey
     obj_id: int
     points: np.ndarray  # float (N, 2) as (row, col)
     labels: np.ndarray  # int (N,), 1 = positive, 0 = negative
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frame", frame_key(self.frame))
 
 
 @dataclass(frozen=True)
 class BoxPrompt:
     """A box on one frame for one object, optionally with clicks on the same frame."""
 
-    frame: int
+    frame: FrameKey
     obj_id: int
     box: np.ndarray  # float (4,) as (row0, col0, row1, col1)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frame", frame_key(self.frame))
 
 
 @dataclass(frozen=True)
 class MaskPrompt:
     """A mask on one frame for one object (e.g. from Cellpose or a painted label)."""
 
-    frame: int
+    frame: FrameKey
     obj_id: int
     mask: np.ndarray  # bool (Y, X)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frame", frame_key(self.frame))
 
 
 class CompressedPlane:
@@ -109,9 +120,10 @@ def mask_prompts_from_planes(planes: Iterable[tuple[Any, np.ndarray]], source: s
     """
     out: list[MaskPrompt] = []
     for frame, plane in planes:
+        frame = frame_key(frame)
         ids = np.unique(plane)
         if ids.size and ids[0] < 0:
-            raise PromptError(f"{source}, frame {frame}: label {ids[0]} is negative; labels must be 0 or more.")
+            raise PromptError(f"{source}, frame {key_text(frame)}: label {ids[0]} is negative; labels must be 0 or more.")
         ids = ids[ids > 0]
         if ids.size:
             packed = CompressedPlane(plane)
@@ -137,7 +149,7 @@ class PromptSet:
         return sorted(ids)
 
     @property
-    def frames(self) -> list[int]:
+    def frames(self) -> list[FrameKey]:
         fr = {p.frame for p in self.points} | {b.frame for b in self.boxes}
         fr |= {m.frame for m in self.masks}
         return sorted(fr)

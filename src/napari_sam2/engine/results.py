@@ -11,9 +11,10 @@ import numpy as np
 class FrameResult:
     """Masks of every object of a session on one frame, already on the host.
 
-    ``frame`` is the index along the propagation axis; ``index`` holds the indices of any
-    outer axes (e.g. the time point of a T x Z x Y x X stack propagated along Z), empty
-    for a plain (T, Y, X[, C]) stack. Per-object arrays follow the order of ``obj_ids``.
+    ``key`` is the frame key (the tuple of all leading indices, where the labels of this frame
+    go: ``labels[result.key]``); ``frame`` is the index along the propagation axis and ``index``
+    the indices of any outer axes (e.g. the time point of a T x Z x Y x X stack propagated along
+    Z), empty for a plain (T, Y, X[, C]) stack. Per-object arrays follow the order of ``obj_ids``.
     """
 
     frame: int
@@ -26,6 +27,11 @@ class FrameResult:
     logits: np.ndarray | None = None  # float32 (N_obj, Y, X) when asked for
     low_res_logits: np.ndarray | None = None  # float32 (N_obj, h, w) model-resolution logits, when asked for
     index: tuple[int, ...] = field(default_factory=tuple)
+    key: tuple[int, ...] = ()  # set by the session; defaults to (frame,) without outer axes
+
+    def __post_init__(self) -> None:
+        if not self.key and not self.index:
+            self.key = (int(self.frame),)
 
     def to_labels(self, dtype=np.uint32) -> np.ndarray:
         """One label image (Y, X): each object's mask painted with its id.

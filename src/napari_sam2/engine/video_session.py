@@ -19,10 +19,11 @@ from ..model.sam2 import Sam2Model
 from .clip import Clip
 from .history import HistoryStore
 from .prompt_checks import as_labels, as_points, checked_box, model_xy, show, visit_range
-from .frames import FrameSource, StackLayout, as_array_like, guess_layout, stack_intensity_range
+from .frames import FrameSource, as_array_like, stack_intensity_range
+from .layout import DIRECTIONS, FrameKey, StackLayout, guess_layout
 from .results import FrameResult
 
-Frame = int | Sequence[int]
+Frame = int | Sequence[int]  # a frame key; an int on stacks with one leading axis
 MAX_OBJ_ID = 2**32 - 1  # label values: napari's and TIFF's uint32 labels hold every id
 
 
@@ -121,14 +122,10 @@ class VideoSession:
             ids |= set(clip.tracks)
         return sorted(ids)
 
-    def prompted_frames(self, obj_id: int | None = None) -> list[tuple[tuple[int, ...], int]]:
-        """(outer index, frame) pairs that hold prompts, optionally for one object."""
-        out = set()
-        for idx, clip in self._clips.items():
-            for oid, tr in clip.tracks.items():
-                if obj_id is None or oid == obj_id:
-                    out |= {(idx, f) for f in (*tr.points, *tr.masks)}
-        return sorted(out)
+    def prompted_frames(self, obj_id: int | None = None) -> list[FrameKey]:
+        """Frame keys (tuples of all leading indices) that hold prompts, optionally for one object."""
+        return sorted({self.layout.index(idx, f) for idx, clip in self._clips.items()
+                       for f in clip.prompted_frames(obj_id)})
 
     # ---------------------------------------------------------------- helpers
     def _clip(self, outer: tuple[int, ...]) -> Clip:
@@ -141,12 +138,7 @@ class VideoSession:
         return self._clips[outer]
 
     def _locate(self, frame: Frame) -> tuple[Clip, int]:
-        try:
-            outer, f = self.layout.split(frame)
-        except InputError as err:
-            raise PromptError(str(err)) from None
-        if not 0 <= f < self.num_frames:
-            raise PromptError(f"Frame {f} is outside the stack (0..{self.num_frames - 1}).")
+        outer, f = self.layout.split(frame)
         return self._clip(outer), f
 
     @staticmethod
@@ -227,9 +219,7 @@ class VideoSession:
 
     def num_candidates(self, frame: Frame, obj_id: int) -> int:
         """How many multimask candidates the object's prompt on that frame has (3 or 0)."""
-        clip, f = self._locate(frame)
-        tr = clip.tracks.get(self._obj(obj_id))
-        st = tr.output(f) if tr else None
+        st = self.frame_state(frame, obj_id)
         return 0 if st is None or st.candidates is None else int(st.candidates.shape[1])
 
     def choose_candidate(self, frame: Frame, obj_id: int, k: int) -> FrameResult:
@@ -253,7 +243,7 @@ class VideoSession:
             if not found:
                 raise PromptError(f"There is no object {obj_id}; objects: {self.obj_ids or 'none'}.")
             for clip in found:
-                clip.tracks.pop(obj_id).release()
+                clip.remove_object(obj_id)
 
     def clear_prompts(self, frame: Frame, obj_id: int | None = None) -> None:
         """Remove the prompts on a frame (of one object, or of all objects).
@@ -263,24 +253,16 @@ class VideoSession:
         """
         with self._lock:
             clip, f = self._locate(frame)
-            if obj_id is not None:
-                obj_id = self._obj(obj_id)
-                if obj_id not in clip.tracks:
-                    raise PromptError(f"There is no object {obj_id}; objects: {self.obj_ids or 'none'}.")
-            for oid, tr in list(clip.tracks.items()):
-                if obj_id is not None and oid != obj_id:
-                    continue
-                tr.clear_prompts(f)
-                if not tr.has_prompts:
-                    clip.tracks.pop(oid).release()
+            ids = list(clip.tracks) if obj_id is None else [self._obj(obj_id)]
+            if not clip.tracks.keys() >= set(ids):
+                raise PromptError(f"There is no object {ids[0]}; objects: {self.obj_ids or 'none'}.")
+            clip.clear_prompts(f, ids)
 
     def reset(self) -> None:
         """Forget all objects, prompts and memories (cached image features are kept)."""
         with self._lock:
             for clip in self._clips.values():
-                for tr in clip.tracks.values():
-                    tr.release()
-                clip.tracks.clear()
+                clip.reset()
 
     # ------------------------------------------------------------- propagation
     def propagate(
@@ -302,7 +284,7 @@ class VideoSession:
         One propagation runs at a time per session: a second one while another is unfinished
         raises :class:`~napari_sam2.errors.BusyError` (close or exhaust the first iterator).
         """
-        if direction not in ("forward", "backward", "both"):
+        if direction not in DIRECTIONS:
             raise PromptError(f"direction must be 'forward', 'backward' or 'both', not {direction!r}.")
         with self._lock:
             if self._running:
@@ -347,12 +329,8 @@ class VideoSession:
             clips = [(clip.index, clip)]
         out = []
         for _, clip in clips:
-            clip.consolidate()
-            for tr in clip.tracks.values():
-                if not tr.cond:
-                    raise PromptError(f"Object {tr.obj_id} has no prompts; add one or remove the object.")
-            first = f if start is not None else min(t for tr in clip.tracks.values() for t in tr.cond_frames())
-            out.append((clip, first))
+            earliest = clip.prepare()  # encodes pending memories; refuses objects without prompts
+            out.append((clip, f if start is not None else earliest))
         return out
 
     def result(self, frame: Frame, obj_ids: Sequence[int] | None = None,
@@ -373,20 +351,19 @@ class VideoSession:
             frame=res.frame, obj_ids=tuple(res.obj_ids[i] for i in rows), masks=res.masks[rows],
             scores=res.scores[rows], present=res.present[rows], iou=res.iou[rows],
             object_score_logits=res.object_score_logits[rows], logits=pick(res.logits),
-            low_res_logits=pick(res.low_res_logits), index=res.index,
+            low_res_logits=pick(res.low_res_logits), index=res.index, key=res.key,
         )
 
     def frame_state(self, frame: Frame, obj_id: int):
         """Diagnostics: the stored per-object state on a frame (object pointer, score, ...)."""
         clip, f = self._locate(frame)
-        tr = clip.tracks.get(self._obj(obj_id))
-        return None if tr is None else tr.output(f)
+        return clip.output(f, self._obj(obj_id))
 
     # ------------------------------------------------------------------ memory
     @property
     def state_bytes(self) -> int:
         """Bytes of per-object state (memories, pointers, masks) held on the compute device."""
-        return sum(tr.nbytes for c in self._clips.values() for tr in c.tracks.values())
+        return sum(c.state_bytes for c in self._clips.values())
 
     @property
     def history_bytes(self) -> dict[str, int]:
@@ -402,9 +379,7 @@ class VideoSession:
         with self._lock:
             for clip in self._clips.values():
                 clip.features.clear()
-                for tr in clip.tracks.values():
-                    tr.release()
-                clip.tracks.clear()
+                clip.reset()
             self._history.close()
 
     def __enter__(self) -> "VideoSession":

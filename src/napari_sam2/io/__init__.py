@@ -9,8 +9,7 @@
 
 from .ctc import CtcTrack, write_ctc
 from .labels_writer import LabelsTiffWriter, labels_dtype
-from .prompt_csv import read_points_csv, read_shapes_csv
-from .prompt_files import check_prompts, read_prompts
+from .prompt_files import read_points_csv, read_prompts, read_shapes_csv
 from .prompt_labels import read_label_prompts
 from .stack import Stack, guess_axes, read_stack
 from .table import ObjectTable
@@ -21,7 +20,6 @@ __all__ = [
     "LabelsTiffWriter",
     "ObjectTable",
     "Stack",
-    "check_prompts",
     "guess_axes",
     "labels_dtype",
     "read_label_prompts",

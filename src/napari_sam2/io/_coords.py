@@ -1,10 +1,10 @@
-"""Turn the coordinate columns of a napari CSV into (frame, row, col).
+"""Turn the coordinate columns of a napari CSV into (frame key, row, col).
 
-napari names them ``axis-0 ... axis-{D-1}`` in layer data order. With D == 2 the
-prompts are on frame 0; with D == 3 they are (frame, row, col); with D > 3 the leading
-D - 3 axes are outer axes (e.g. T of a T x Z x Y x X stack propagated along Z) and
-``index`` selects which outer position to keep. Hand-written files may use
-``frame, row, col`` (or ``y, x``) instead.
+napari names them ``axis-0 ... axis-{D-1}`` in layer data order. The last two are (row, col);
+the ones before are the frame key, all leading indices of the row's frame (a napari point
+coordinate without row and col): ``(t,)`` for D == 3, ``(t, z)`` for D == 4. With D == 2 the
+prompts are on frame ``(0,)``. ``index`` keeps only the rows at one position of the axes before
+the last leading one. Hand-written files may use ``frame, row, col`` (or ``y, x``) instead.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..engine.layout import FRAME_TOLERANCE
 from ..errors import PromptError
 from ._csv_table import CsvTable
 
@@ -23,9 +24,9 @@ _AXIS = re.compile(r"^axis-(\d+)$")
 
 @dataclass
 class Coords:
-    """Per-row frame and (row, col); ``keep`` marks rows at the selected outer index."""
+    """Per-row frame key and (row, col); ``keep`` marks rows at the selected outer index."""
 
-    frame: np.ndarray  # int64 (N,)
+    keys: np.ndarray  # int64 (N, L): all leading indices of each row's frame
     rc: np.ndarray  # float64 (N, 2)
     keep: np.ndarray  # bool (N,)
 
@@ -50,8 +51,12 @@ def coordinate_columns(table: CsvTable) -> list[str]:
     return (["frame"] if table.has("frame") else []) + [row, col]
 
 
-def read_coords(table: CsvTable, ndim: int | None, index: Sequence[int] | None) -> Coords:
-    """Frame and (row, col) of every row of ``table``, validated against ``ndim``."""
+def read_coords(table: CsvTable, ndim: int | None, index: Sequence[int] | None, every_outer: bool) -> Coords:
+    """Frame key and (row, col) of every row of ``table``, validated against ``ndim``.
+
+    Without ``index`` and without ``every_outer`` (the stack is unknown), a file with rows at
+    several outer positions is refused: say which one with ``index``.
+    """
     names = coordinate_columns(table)
     d = len(names)
     if ndim is not None and ndim != d:
@@ -70,30 +75,22 @@ def read_coords(table: CsvTable, ndim: int | None, index: Sequence[int] | None) 
     rc = np.stack([table.numbers(names[-2]), table.numbers(names[-1])], axis=1)
     n = len(table.rows)
     if d == 2:
-        return Coords(np.zeros(n, np.int64), rc, np.ones(n, bool))
-    frame = table.integers(names[-3], "frame index")
-    _check_non_negative(table, names[-3], frame, "frame index")
-    outer_names = names[:-3]
+        return Coords(np.zeros((n, 1), np.int64), rc, np.ones(n, bool))
+    whats = ["outer axis index"] * n_outer + ["frame index"]
+    # frame positions are whole within the layout's tolerance, as napari point coordinates are (coords_key)
+    keys = np.stack([table.integers(c, what, FRAME_TOLERANCE) for c, what in zip(names[:-2], whats)], axis=1)
+    for c, what, column in zip(names[:-2], whats, keys.T):
+        table.refuse(column < 0, lambda k, c=c, what=what, column=column:
+                     f"{what} {column[k]} (column '{c}') is negative; frames are numbered from 0.")
     keep = np.ones(n, bool)
-    if outer_names:
-        outer = np.stack([table.integers(c, "outer axis index") for c in outer_names], axis=1)
-        if index is None:
-            distinct = np.unique(outer, axis=0)
-            if len(distinct) > 1:
-                raise PromptError(
-                    f"{table.path.name} has prompts at {len(distinct)} positions of the outer "
-                    f"axes {outer_names}; choose one position with index=(...)."
-                )
-        else:
+    if n_outer:
+        outer = keys[:, :n_outer]
+        if index is not None:
             keep = np.all(outer == np.asarray(index, dtype=np.int64), axis=1)
-    return Coords(frame, rc, keep)
+        elif not every_outer and len(np.unique(outer, axis=0)) > 1:
+            raise PromptError(
+                f"{table.path.name} has prompts at {len(np.unique(outer, axis=0))} positions of the outer "
+                f"axes {names[:n_outer]}; choose one position with index=(...)."
+            )
+    return Coords(keys, rc, keep)
 
-
-def _check_non_negative(table: CsvTable, name: str, values: np.ndarray, what: str) -> None:
-    bad = np.flatnonzero(values < 0)
-    if bad.size:
-        k = int(bad[0])
-        raise PromptError(
-            f"{table.path.name}, line {table.lines[k]}: {what} {values[k]} (column '{name}') "
-            "is negative; frames are numbered from 0."
-        )

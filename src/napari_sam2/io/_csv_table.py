@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -52,17 +53,20 @@ class CsvTable:
                 )
         return out
 
-    def integers(self, name: str, what: str | None = None) -> np.ndarray:
-        """Column ``name`` as int64; values such as 2.0 are accepted, 2.5 is an error."""
+    def refuse(self, bad: np.ndarray, message: Callable[[int], str]) -> None:
+        """PromptError ``"<file>, line <n>: <message(k)>"`` for the first row ``k`` where ``bad`` holds."""
+        rows = np.flatnonzero(bad)
+        if rows.size:
+            k = int(rows[0])
+            raise PromptError(f"{self.path.name}, line {self.lines[k]}: {message(k)}")
+
+    def integers(self, name: str, what: str | None = None, tolerance: float = 1e-6) -> np.ndarray:
+        """Column ``name`` as int64; values within ``tolerance`` of a whole number such as 2.0 are
+        accepted, 2.5 is an error."""
         values = self.numbers(name)
         rounded = np.round(values)
-        bad = np.flatnonzero(np.abs(values - rounded) > 1e-6)
-        if bad.size:
-            k = int(bad[0])
-            raise PromptError(
-                f"{self.path.name}, line {self.lines[k]}: {what or name} '{self.text(name)[k]}' "
-                f"(column '{name}') is not an integer; use whole numbers."
-            )
+        self.refuse(np.abs(values - rounded) > tolerance, lambda k: f"{what or name} '{self.text(name)[k]}' "
+                    f"(column '{name}') is not an integer; use whole numbers.")
         return rounded.astype(np.int64)
 
     def booleans(self, name: str) -> np.ndarray:

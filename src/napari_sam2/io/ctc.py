@@ -23,6 +23,7 @@ import numpy as np
 import tifffile
 
 from ..engine.results import FrameResult
+from ..errors import InputError, OutputError
 
 _UINT16_MAX = 65535
 _LUT_LIMIT = 2**24
@@ -55,7 +56,7 @@ class _Labeller:
         while self._next_free in self.tracks:
             self._next_free += 1
         if self._next_free > _UINT16_MAX:
-            raise ValueError("more than 65535 CTC tracks; uint16 masks cannot hold them.")
+            raise OutputError("more than 65535 CTC tracks; uint16 masks cannot hold them.")
         return self._next_free
 
     def frame(self, t: int, obj_ids: np.ndarray) -> dict[int, int]:
@@ -94,7 +95,7 @@ def _prepare(out_dir: Path, track_file: str, overwrite: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     old = [p for p in out_dir.iterdir() if _MASK_NAME.match(p.name) or p.name == track_file]
     if old and not overwrite:
-        raise FileExistsError(
+        raise OutputError(
             f"{out_dir} already holds CTC files ({old[0].name}, ...); choose an empty folder "
             "or pass overwrite=True."
         )
@@ -125,10 +126,10 @@ def write_ctc(
     for t, item in enumerate(frames):
         labels = item.to_labels(np.uint32) if isinstance(item, FrameResult) else np.asarray(item)
         if labels.dtype.kind not in "biu" or labels.ndim not in (2, 3):
-            raise ValueError(f"frame {t}: expected a 2D or 3D integer label image, got {labels.dtype} {labels.shape}.")
+            raise InputError(f"frame {t}: expected a 2D or 3D integer label image, got {labels.dtype} {labels.shape}.")
         ids = np.unique(labels)
         if ids.size and ids[0] < 0:
-            raise ValueError(f"frame {t}: negative label {ids[0]}.")
+            raise InputError(f"frame {t}: negative label {ids[0]}.")
         mapping = labeller.frame(t, ids[ids > 0])
         tifffile.imwrite(
             out_dir / f"mask{t:0{digits}d}.tif",

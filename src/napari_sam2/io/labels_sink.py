@@ -11,15 +11,16 @@ import numpy as np
 class LabelsSink:
     """Label frames in, in any order; one TIFF out, written in page order with bounded memory.
 
-    With ``spool`` None, frames must come in increasing page order and go straight to the
+    Frames are put at their frame key (``FrameResult.key``), pages of ``leading_shape`` (the
+    stack layout's). With ``spool`` None, frames must come in increasing page order and go straight to the
     writer. Otherwise each frame is stored raw at its offset in a sparse temporary file and
     :meth:`finish` copies the stored frames into the writer in order (frames never stored
     are written as zeros by the writer).
     """
 
-    def __init__(self, writer: Any, leading: tuple[int, ...], spool: Path | None) -> None:
+    def __init__(self, writer: Any, leading_shape: tuple[int, ...], spool: Path | None) -> None:
         self.writer = writer
-        self.leading = leading
+        self.leading_shape = leading_shape
         self.spool = spool
         self.frame_shape = writer.shape[-2:]
         self.dtype = writer.dtype
@@ -31,7 +32,7 @@ class LabelsSink:
             self._stored = np.zeros(writer.n_pages, bool)
 
     def put(self, key: Sequence[int], labels: np.ndarray) -> None:
-        page = int(np.ravel_multi_index(tuple(key), self.leading))
+        page = int(np.ravel_multi_index(tuple(key), self.leading_shape))
         if self._fh is None:
             self.writer.write(page, labels)
             return

@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 import tifffile
 
+from ..errors import OutputError
 from ._units import ascii_unit, convert, normalize_unit
 
 _OME_UNITS = {"pm", "Å", "nm", "µm", "mm", "cm", "m", "in"}
@@ -36,7 +37,7 @@ def labels_dtype(max_label: int) -> np.dtype:
     for dtype in (np.uint8, np.uint16, np.uint32):
         if max_label <= np.iinfo(dtype).max:
             return np.dtype(dtype)
-    raise ValueError(f"max_label {max_label} does not fit in uint32.")
+    raise OutputError(f"max_label {max_label} does not fit in uint32.")
 
 
 def _imagej_order(axes: str) -> bool:
@@ -49,7 +50,7 @@ class LabelsTiffWriter:
 
     Use as a context manager; ``write(index, labels)`` takes the flat page index (the
     frame, for a T x Y x X stack) or a tuple over the leading axes. Skipped pages are
-    written as zeros; going back raises ValueError.
+    written as zeros; going back raises OutputError.
     """
 
     def __init__(
@@ -67,13 +68,13 @@ class LabelsTiffWriter:
         self.shape = tuple(int(n) for n in shape)
         self.axes = axes.upper()
         if len(self.shape) < 2 or len(self.axes) != len(self.shape):
-            raise ValueError(f"axes {axes!r} must name each of the {len(self.shape)} dimensions of {self.shape}.")
+            raise OutputError(f"axes {axes!r} must name each of the {len(self.shape)} dimensions of {self.shape}.")
         if not self.axes.endswith("YX") or len(set(self.axes)) != len(self.axes):
-            raise ValueError(f"axes {axes!r} must be distinct and end with 'YX'.")
+            raise OutputError(f"axes {axes!r} must be distinct and end with 'YX'.")
         if scale is not None and len(scale) != len(self.shape):
-            raise ValueError(f"scale {tuple(scale)} needs one value per axis of {self.axes}.")
+            raise OutputError(f"scale {tuple(scale)} needs one value per axis of {self.axes}.")
         if max_label < 0:
-            raise ValueError("max_label must be 0 or more.")
+            raise OutputError("max_label must be 0 or more.")
         self.max_label = int(max_label)
         self.dtype = labels_dtype(self.max_label)
         self.scale = None if scale is None else tuple(float(s) for s in scale)
@@ -133,17 +134,17 @@ class LabelsTiffWriter:
     def write(self, index: int | Sequence[int], labels: np.ndarray) -> None:
         """Write the page at ``index`` (after zero pages for any skipped ones)."""
         if self._tw is None:
-            raise ValueError(f"{self.path.name} is closed.")
+            raise OutputError(f"{self.path.name} is closed.")
         page = self._flat(index)
         if page < self._next:
-            raise ValueError(
+            raise OutputError(
                 f"page {page} of {self.path.name} is already written; write frames in order."
             )
         labels = np.asarray(labels)
         if labels.shape != self.shape[-2:]:
-            raise ValueError(f"labels of shape {labels.shape} do not match frames of {self.shape[-2:]}.")
+            raise OutputError(f"labels of shape {labels.shape} do not match frames of {self.shape[-2:]}.")
         if labels.size and (labels.min() < 0 or labels.max() > self.max_label):
-            raise ValueError(
+            raise OutputError(
                 f"labels range {labels.min()}..{labels.max()} is outside 0..{self.max_label} (max_label)."
             )
         while self._next < page:
@@ -156,10 +157,10 @@ class LabelsTiffWriter:
             page = int(index)
         else:
             if len(index) != len(lead):
-                raise ValueError(f"index {tuple(index)} needs {len(lead)} values for axes {self.axes[:-2]}.")
+                raise OutputError(f"index {tuple(index)} needs {len(lead)} values for axes {self.axes[:-2]}.")
             page = int(np.ravel_multi_index(tuple(int(i) for i in index), lead))
         if not 0 <= page < self.n_pages:
-            raise ValueError(f"page {page} is outside the {self.n_pages} pages of {self.path.name}.")
+            raise OutputError(f"page {page} is outside the {self.n_pages} pages of {self.path.name}.")
         return page
 
     def _zero_page(self) -> np.ndarray:

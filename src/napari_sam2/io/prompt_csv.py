@@ -3,21 +3,23 @@
 Points (``index, axis-0, ..., obj_id, positive``): features ``obj_id`` (default 1 for
 every point) and ``positive`` (default True; a ``label`` column of 1/0 is accepted
 too). Shapes (``index, shape-type, vertex-index, axis-0, ...``): each rectangle becomes
-the box bounding its vertices; its object is the ``obj_id`` column when present
-(napari's own shapes writer does not save features), else ``index + 1``.
+the box bounding its vertices (only rectangles can be box prompts, as in the widget); its
+object is the ``obj_id`` column when present (napari's own shapes writer does not save
+features), else ``index + 1``. Prompt frames are frame keys (``_coords``); checks against the
+stack are :meth:`~napari_sam2.engine.layout.StackLayout.check_prompts`' (``read_prompts``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from ..engine.layout import key_text
 from ..engine.prompts import BoxPrompt, PointPrompt, PromptSet
 from ..errors import PromptError
 from ._coords import read_coords
-from ._csv_table import CsvTable, read_csv_table
+from ._csv_table import CsvTable
 
 SHAPES_COLUMNS = ("index", "shape-type", "vertex-index")
 MAX_OBJ_ID = 2**32 - 1  # the largest label a uint32 labels image holds
@@ -32,28 +34,17 @@ def _obj_ids(table: CsvTable, default: np.ndarray) -> np.ndarray:
     if not table.has("obj_id"):
         return default
     ids = table.integers("obj_id", "object id")
-    bad = np.flatnonzero(ids < 1)
-    if bad.size:
-        k = int(bad[0])
-        raise PromptError(
-            f"{table.path.name}, line {table.lines[k]}: object id {ids[k]} must be 1 or more "
-            "(0 is the background label)."
-        )
-    big = np.flatnonzero(ids > MAX_OBJ_ID)
-    if big.size:
-        k = int(big[0])
-        raise PromptError(
-            f"{table.path.name}, line {table.lines[k]}: object id {ids[k]} is too large; label images "
-            f"hold ids up to {MAX_OBJ_ID} (uint32), renumber the objects."
-        )
+    table.refuse(ids < 1, lambda k: f"object id {ids[k]} must be 1 or more (0 is the background label).")
+    table.refuse(ids > MAX_OBJ_ID, lambda k: f"object id {ids[k]} is too large; label images hold ids up to "
+                 f"{MAX_OBJ_ID} (uint32), renumber the objects.")
     return ids
 
 
 def points_from_table(
-    table: CsvTable, *, ndim: int | None = None, index: Sequence[int] | None = None
+    table: CsvTable, *, ndim: int | None = None, index: Sequence[int] | None = None, every_outer: bool = False
 ) -> PromptSet:
-    """One :class:`PointPrompt` per (frame, object), points in file order."""
-    coords = read_coords(table, ndim, index)
+    """One :class:`PointPrompt` per (frame key, object), points in file order."""
+    coords = read_coords(table, ndim, index, every_outer)
     n = len(table.rows)
     obj_ids = _obj_ids(table, np.ones(n, np.int64))
     if table.has("positive"):
@@ -62,9 +53,9 @@ def points_from_table(
         positive = table.booleans("label")
     else:
         positive = np.ones(n, bool)
-    groups: dict[tuple[int, int], list[int]] = {}
+    groups: dict[tuple[tuple[int, ...], int], list[int]] = {}
     for k in np.flatnonzero(coords.keep):
-        groups.setdefault((int(coords.frame[k]), int(obj_ids[k])), []).append(int(k))
+        groups.setdefault((tuple(coords.keys[k].tolist()), int(obj_ids[k])), []).append(int(k))
     points = [
         PointPrompt(
             frame=frame,
@@ -78,15 +69,15 @@ def points_from_table(
 
 
 def boxes_from_table(
-    table: CsvTable, *, ndim: int | None = None, index: Sequence[int] | None = None
+    table: CsvTable, *, ndim: int | None = None, index: Sequence[int] | None = None, every_outer: bool = False
 ) -> PromptSet:
     """One :class:`BoxPrompt` per rectangle; other shape types are an error."""
-    coords = read_coords(table, ndim, index)
+    coords = read_coords(table, ndim, index, every_outer)
     shape_index = table.integers("index", "shape index")
     types = [t.lower() for t in table.text("shape-type")]
     obj_ids = _obj_ids(table, shape_index + 1)
     boxes: list[BoxPrompt] = []
-    seen: dict[tuple[int, int], int] = {}
+    seen: dict[tuple[tuple[int, ...], int], int] = {}
     for s in dict.fromkeys(shape_index.tolist()):  # shapes in file order
         rows = np.flatnonzero(shape_index == s)
         line = table.lines[int(rows[0])]
@@ -97,12 +88,12 @@ def boxes_from_table(
             )
         if not coords.keep[rows].any():
             continue
-        frames = np.unique(coords.frame[rows])
+        frames = [tuple(f) for f in np.unique(coords.keys[rows], axis=0).tolist()]
         ids = np.unique(obj_ids[rows])
         if len(frames) != 1:
             raise PromptError(
                 f"{table.path.name}, line {line}: rectangle {s} spans frames "
-                f"{frames.tolist()}; draw each box on a single frame."
+                f"{', '.join(key_text(f) for f in frames)}; draw each box on a single frame."
             )
         if len(ids) != 1:
             raise PromptError(
@@ -111,36 +102,12 @@ def boxes_from_table(
             )
         rc = coords.rc[rows]
         (r0, c0), (r1, c1) = rc.min(axis=0), rc.max(axis=0)
-        if r1 <= r0 or c1 <= c0:
-            raise PromptError(
-                f"{table.path.name}, line {line}: rectangle {s} has zero area; draw a real box."
-            )
-        key = (int(frames[0]), int(ids[0]))
+        key = (frames[0], int(ids[0]))
         if key in seen:
             raise PromptError(
                 f"{table.path.name}: rectangles {seen[key]} and {s} are both for object "
-                f"{key[1]} on frame {key[0]}; SAM 2 takes one box per object and frame."
+                f"{key[1]} on frame {key_text(key[0])}; SAM 2 takes one box per object and frame."
             )
         seen[key] = s
         boxes.append(BoxPrompt(frame=key[0], obj_id=key[1], box=np.array([r0, c0, r1, c1], np.float64)))
     return PromptSet(boxes=boxes)
-
-
-def read_points_csv(
-    path: str | Path, *, ndim: int | None = None, index: Sequence[int] | None = None
-) -> PromptSet:
-    """Point prompts from a Points-layer CSV (see module docstring)."""
-    return points_from_table(read_csv_table(Path(path)), ndim=ndim, index=index)
-
-
-def read_shapes_csv(
-    path: str | Path, *, ndim: int | None = None, index: Sequence[int] | None = None
-) -> PromptSet:
-    """Box prompts from a Shapes-layer CSV of rectangles (see module docstring)."""
-    table = read_csv_table(Path(path))
-    if not is_shapes_table(table):
-        raise PromptError(
-            f"{Path(path).name} is not a Shapes CSV (needs columns {', '.join(SHAPES_COLUMNS)}); "
-            "save the Shapes layer from napari."
-        )
-    return boxes_from_table(table, ndim=ndim, index=index)

@@ -1,9 +1,10 @@
 """Read any prompt file into a :class:`PromptSet`, choosing the parser from the file.
 
 ``.csv`` files are napari Points or Shapes layers (told apart by their header);
-``.tif``/``.tiff``/``.npy`` files are label images used as mask prompts. When the
-stack's frame count and frame shape are given, prompts are checked against them here,
-so a wrong file fails before any model is loaded.
+``.tif``/``.tiff``/``.npy`` files are label images used as mask prompts. Prompt frames are
+frame keys (all leading indices). Given the stack's :class:`StackLayout`, the prompts are
+checked by :meth:`StackLayout.check_prompts` (the rules of the API and the widget), so a wrong
+file fails before any model is loaded; without it, only what the file alone shows is checked.
 """
 
 from __future__ import annotations
@@ -11,87 +12,96 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
+from ..engine.layout import StackLayout
 from ..engine.prompts import PromptSet
 from ..errors import PromptError
 from ._csv_table import read_csv_table
-from .prompt_csv import boxes_from_table, is_shapes_table, points_from_table
+from .prompt_csv import SHAPES_COLUMNS, boxes_from_table, is_shapes_table, points_from_table
 from .prompt_labels import read_label_prompts
 from .stack import NPY_SUFFIXES, TIFF_SUFFIXES
+
+#: Frame size assumed when the stack is unknown: any click or box is on it.
+_ANY_SIZE = 2**62
 
 
 def read_prompts(
     path: str | Path,
+    layout: StackLayout | None = None,
     *,
     ndim: int | None = None,
+    index: Sequence[int] | None = None,
     n_frames: int | None = None,
     frame_shape: tuple[int, int] | None = None,
-    index: Sequence[int] | None = None,
 ) -> PromptSet:
     """Prompts stored in ``path``; raise :class:`PromptError` naming the file and problem.
 
-    ``ndim``: number of coordinate columns the CSV must have (the layer's ndim); None
-    accepts what the file has (2: frame 0; 3: frame, row, col). ``n_frames`` and
-    ``frame_shape`` (rows, cols) enable range checks; ``index`` picks the outer-axis
-    position of files with more than 3 dimensions.
+    ``layout``: the stack's layout; the prompts are checked against it (frames, clicks, boxes
+    clipped to the image, mask shapes) and may lie at every outer position of an N-D stack.
+    ``ndim``: number of coordinate columns the CSV must have (the layer's ndim; implied by
+    ``layout``). ``index`` keeps only the prompts at one position of the axes before the last
+    leading one; without it and without ``layout``, a file with several such positions is refused.
+    ``n_frames`` and ``frame_shape`` (rows, cols), both given, stand for the layout of a (T, Y, X) stack.
     """
+    if n_frames is not None or frame_shape is not None:
+        if layout is not None or n_frames is None or frame_shape is None:
+            raise TypeError("read_prompts takes a layout, or n_frames and frame_shape together (a (T, Y, X) stack).")
+        layout = StackLayout((int(n_frames), *(int(n) for n in frame_shape)), 0, False)
     path = Path(path)
     if not path.is_file():
         raise PromptError(f"Prompt file not found: {path}; check the path.")
+    every_outer = layout is not None
+    if layout is not None:
+        ndim = len(layout.leading) + 2
     suffix = path.suffix.lower()
     if suffix == ".csv":
         table = read_csv_table(path)
         reader = boxes_from_table if is_shapes_table(table) else points_from_table
-        prompts = reader(table, ndim=ndim, index=index)
+        prompts = reader(table, ndim=ndim, index=index, every_outer=every_outer)
     elif suffix in TIFF_SUFFIXES or suffix in NPY_SUFFIXES:
-        prompts = read_label_prompts(path, index=index)
+        prompts = read_label_prompts(path, index=index, every_outer=every_outer)
     else:
         raise PromptError(
             f"Unsupported prompt file type '{path.suffix}' ({path.name}); use a napari Points "
             "or Shapes CSV, or a label TIFF."
         )
-    check_prompts(prompts, path.name, n_frames=n_frames, frame_shape=frame_shape)
-    return prompts
+    return checked(prompts, path.name, layout)
 
 
-def check_prompts(
-    prompts: PromptSet,
-    source: str,
-    *,
-    n_frames: int | None = None,
-    frame_shape: tuple[int, int] | None = None,
-) -> None:
-    """Raise PromptError for frames outside the stack, clicks outside the frame, boxes
-    not overlapping it or masks of the wrong shape. Pixel i spans [i - 0.5, i + 0.5]."""
-    if n_frames is not None:
-        for frame in prompts.frames:
-            if not 0 <= frame < n_frames:
-                raise PromptError(
-                    f"{source}: a prompt is on frame {frame} but the stack has {n_frames} "
-                    f"frames (0 to {n_frames - 1}); fix the frame index."
-                )
-    if frame_shape is None:
-        return
-    hi = np.asarray(frame_shape, np.float64) - 0.5
-    for p in prompts.points:
-        outside = np.any((p.points < -0.5) | (p.points > hi), axis=1)
-        if outside.any():
-            r, c = p.points[int(np.argmax(outside))]
-            raise PromptError(
-                f"{source}: click ({r:g}, {c:g}) of object {p.obj_id} on frame {p.frame} is "
-                f"outside the {frame_shape[0]} x {frame_shape[1]} image; move or delete it."
-            )
-    for b in prompts.boxes:
-        r0, c0, r1, c1 = b.box
-        if r1 < -0.5 or c1 < -0.5 or r0 > hi[0] or c0 > hi[1]:
-            raise PromptError(
-                f"{source}: box of object {b.obj_id} on frame {b.frame} lies outside the "
-                f"{frame_shape[0]} x {frame_shape[1]} image; redraw it."
-            )
-    for m in prompts.masks:
-        if tuple(m.mask.shape) != tuple(frame_shape):
-            raise PromptError(
-                f"{source}: mask of shape {m.mask.shape} does not match the "
-                f"{frame_shape[0]} x {frame_shape[1]} frames; use labels of the same size."
-            )
+def read_points_csv(
+    path: str | Path, *, ndim: int | None = None, index: Sequence[int] | None = None
+) -> PromptSet:
+    """Point prompts from a Points-layer CSV (see ``prompt_csv``)."""
+    path = Path(path)
+    return checked(points_from_table(read_csv_table(path), ndim=ndim, index=index), path.name)
+
+
+def read_shapes_csv(
+    path: str | Path, *, ndim: int | None = None, index: Sequence[int] | None = None
+) -> PromptSet:
+    """Box prompts from a Shapes-layer CSV of rectangles (see ``prompt_csv``)."""
+    path = Path(path)
+    table = read_csv_table(path)
+    if not is_shapes_table(table):
+        raise PromptError(
+            f"{path.name} is not a Shapes CSV (needs columns {', '.join(SHAPES_COLUMNS)}); "
+            "save the Shapes layer from napari."
+        )
+    return checked(boxes_from_table(table, ndim=ndim, index=index), path.name)
+
+
+def checked(prompts: PromptSet, source: str, layout: StackLayout | None = None) -> PromptSet:
+    """``prompts`` checked by ``layout`` (or, unknown, by one just large enough for them)."""
+    if layout is None:
+        if not prompts:
+            return prompts
+        layout = _spanning_layout(prompts)
+    return layout.check_prompts(prompts, source)
+
+
+def _spanning_layout(prompts: PromptSet) -> StackLayout:
+    """A layout on which every frame of ``prompts`` exists and every click and box lies: what
+    ``check_prompts`` then refuses is wrong whatever the stack (ids, zero-area boxes)."""
+    frames = prompts.frames
+    leading = tuple(max(k[a] for k in frames) + 1 for a in range(len(frames[0])))
+    frame_shape = tuple(prompts.masks[0].mask.shape) if prompts.masks else (_ANY_SIZE, _ANY_SIZE)
+    return StackLayout((*leading, *frame_shape), len(leading) - 1, False)

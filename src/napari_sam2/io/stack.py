@@ -15,13 +15,16 @@ from typing import Any, Protocol
 import numpy as np
 import tifffile
 
+from ..engine.layout import guess_rgb
 from ..errors import InputError
 from ._lazy_tiff import LazyTiffSeries
 from ._tiff_check import check_tiff_complete, quiet_tifffile
 from ._tiff_meta import normalize_axes, physical_scale
 
-TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2")
+TIFF_SUFFIXES = (".ome.tif", ".ome.tiff", ".tif", ".tiff", ".btf", ".tf8", ".tf2")
 NPY_SUFFIXES = (".npy",)
+#: Every file name ending read as a stack (the CLI finds stacks in folders by it).
+STACK_SUFFIXES = TIFF_SUFFIXES + NPY_SUFFIXES
 
 
 class ArrayLike(Protocol):
@@ -78,9 +81,9 @@ class Stack:
 
 
 def guess_axes(shape: tuple[int, ...]) -> str:
-    """Axes of an array without metadata, napari-style: a last axis of 3 or 4 is RGB(A)."""
+    """Axes of an array without metadata; colour (a last C axis) by napari's rule, ``guess_rgb``."""
     ndim = len(shape)
-    rgb = ndim >= 3 and shape[-1] in (3, 4)
+    rgb = guess_rgb(shape)
     spatial = ndim - 1 if rgb else ndim
     lead = {2: "YX", 3: "TYX", 4: "TZYX", 5: "TZCYX"}.get(spatial)
     if lead is None:

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..engine.results import FrameResult
+from ..errors import InputError
 from ._units import ascii_unit, normalize_unit
 
 _INT_COLUMNS = {"frame", "obj_id", "area_px", "min_row", "min_col", "max_row", "max_col"}
@@ -80,7 +81,7 @@ class ObjectTable:
         if self._n_index is None:
             self._n_index = len(index)
         elif len(index) != self._n_index:
-            raise ValueError(f"result index {index} has not {self._n_index} values like the earlier ones.")
+            raise InputError(f"result index {index} has not {self._n_index} values like the earlier ones.")
         n = len(result.obj_ids)
         if n == 0:
             return

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
+
 _NEEDED = ("obj_id", "present", "area_px", "centroid_row", "centroid_col")
 
 
@@ -21,7 +23,7 @@ def _columns_from_csv(path: Path, names: tuple[str, ...]) -> dict[str, list[str]
         reader = csv.DictReader(fh)
         missing = [n for n in names if n not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{path.name} lacks the columns {missing}; write it with ObjectTable.write_csv.")
+            raise InputError(f"{path.name} lacks the columns {missing}; write it with ObjectTable.write_csv.")
         cols: dict[str, list[str]] = {n: [] for n in names}
         for row in reader:
             for n in names:
@@ -67,7 +69,7 @@ def tracks_from_table(table: Any, *, time: str = "frame") -> np.ndarray:
         dup = np.all(data[1:, :2] == data[:-1, :2], axis=1)
         if dup.any():
             k = int(np.argmax(dup))
-            raise ValueError(
+            raise InputError(
                 f"object {int(data[k, 0])} has several rows at {time} {int(data[k, 1])}; "
                 "pick a time column that is unique per object (e.g. an outer index)."
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +59,30 @@ def sine_frequencies(num_feats: int, temperature: float = 10000.0, device=None) 
     return temperature ** (2 * torch.div(idx, 2, rounding_mode="floor") / num_feats)
 
 
+class EncodingCache:
+    """Position encodings made once per (sizes, device, dtype), the only things they depend on.
+
+    ``make(*sizes, device=device)`` builds one in float32 (or complex64); asking with a
+    ``dtype`` caches its cast. A module whose encoding also depends on its weights calls
+    ``clear`` when they are loaded.
+    """
+
+    def __init__(self, make: Callable[..., torch.Tensor]) -> None:
+        self._make = make
+        self._made: dict[tuple, torch.Tensor] = {}
+
+    def __call__(self, *sizes: int, device: torch.device | str,
+                 dtype: torch.dtype | None = None) -> torch.Tensor:
+        key = (sizes, str(device), dtype)
+        if key not in self._made:
+            made = self(*sizes, device=device) if dtype is not None else self._make(*sizes, device=device)
+            self._made[key] = made if dtype is None else made.to(dtype)
+        return self._made[key]
+
+    def clear(self) -> None:
+        self._made.clear()
+
+
 class PositionEmbeddingSine(nn.Module):
     """2-D sine position encoding (DETR style, normalised to 2*pi), cached per size.
 
@@ -70,34 +95,33 @@ class PositionEmbeddingSine(nn.Module):
         self.half = num_pos_feats // 2
         self.temperature = temperature
         self.scale = 2 * math.pi
-        self._cache: dict[tuple[int, int, str], torch.Tensor] = {}
+        self.encoding = EncodingCache(self._encode)
 
-    def encoding(self, height: int, width: int, device) -> torch.Tensor:
-        key = (height, width, str(device))
-        if key not in self._cache:
-            eps = 1e-6
-            y = torch.arange(1, height + 1, dtype=torch.float32, device=device)
-            x = torch.arange(1, width + 1, dtype=torch.float32, device=device)
-            y = y / (height + eps) * self.scale
-            x = x / (width + eps) * self.scale
-            freqs = sine_frequencies(self.half, self.temperature, device)
-            pos_y = y[:, None] / freqs  # (H, half)
-            pos_x = x[:, None] / freqs  # (W, half)
-            pos_y = torch.stack((pos_y[:, 0::2].sin(), pos_y[:, 1::2].cos()), dim=2).flatten(1)
-            pos_x = torch.stack((pos_x[:, 0::2].sin(), pos_x[:, 1::2].cos()), dim=2).flatten(1)
-            pos = torch.cat(
-                (
-                    pos_y[:, None, :].expand(height, width, self.half),
-                    pos_x[None, :, :].expand(height, width, self.half),
-                ),
-                dim=2,
-            )
-            self._cache[key] = pos.permute(2, 0, 1).contiguous()  # (C, H, W)
-        return self._cache[key]
+    def _encode(self, height: int, width: int, device: torch.device | str) -> torch.Tensor:
+        """(C, H, W) float32."""
+        eps = 1e-6
+        y = torch.arange(1, height + 1, dtype=torch.float32, device=device)
+        x = torch.arange(1, width + 1, dtype=torch.float32, device=device)
+        y = y / (height + eps) * self.scale
+        x = x / (width + eps) * self.scale
+        freqs = sine_frequencies(self.half, self.temperature, device)
+        pos_y = y[:, None] / freqs  # (H, half)
+        pos_x = x[:, None] / freqs  # (W, half)
+        pos_y = torch.stack((pos_y[:, 0::2].sin(), pos_y[:, 1::2].cos()), dim=2).flatten(1)
+        pos_x = torch.stack((pos_x[:, 0::2].sin(), pos_x[:, 1::2].cos()), dim=2).flatten(1)
+        pos = torch.cat(
+            (
+                pos_y[:, None, :].expand(height, width, self.half),
+                pos_x[None, :, :].expand(height, width, self.half),
+            ),
+            dim=2,
+        )
+        return pos.permute(2, 0, 1).contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pos = self.encoding(x.shape[-2], x.shape[-1], x.device)
-        return pos[None].expand(x.shape[0], -1, -1, -1).to(x.dtype)
+        """(B, C, H, W) encoding of ``x``'s grid, in ``x``'s dtype."""
+        pos = self.encoding(x.shape[-2], x.shape[-1], device=x.device, dtype=x.dtype)
+        return pos[None].expand(x.shape[0], -1, -1, -1)
 
 
 def sine_encoding_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:

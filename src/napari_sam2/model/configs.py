@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..errors import CheckpointError
+
 
 @dataclass(frozen=True)
 class HieraConfig:
@@ -72,11 +74,11 @@ TEST_CONFIG = ModelConfig(
 
 
 def get_config(name: str) -> ModelConfig:
-    """The configuration of an official checkpoint name (e.g. ``"sam2.1_hiera_tiny"``)."""
+    """The configuration of an official checkpoint name (e.g. ``"sam2.1_hiera_tiny"``); CheckpointError if unknown."""
     if name == TEST_CONFIG.name:
         return TEST_CONFIG
-    try:
-        return CONFIGS[name]
-    except KeyError:
-        valid = ", ".join(CONFIGS)
-        raise KeyError(f"Unknown SAM 2 model {name!r}; valid names: {valid}.") from None
+    if name not in CONFIGS:
+        from ..checkpoints.names import unknown_model
+
+        raise unknown_model(name, list(CONFIGS))
+    return CONFIGS[name]

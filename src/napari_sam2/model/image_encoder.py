@@ -63,10 +63,6 @@ class ImageFeatures:
     vision: torch.Tensor
     vision_pos: torch.Tensor
 
-    def to(self, device) -> "ImageFeatures":
-        return ImageFeatures([t.to(device) for t in self.high_res], self.vision.to(device),
-                             self.vision_pos.to(device))
-
     @property
     def nbytes(self) -> int:
         tensors = [*self.high_res, self.vision]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import numbers
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ..errors import CheckpointError, InputError
+from ..errors import InputError
 from .checkpoint import check_keys, detect_config, read_state_dict
 from .configs import ModelConfig
 from .device import default_autocast, resolve_device
@@ -75,19 +74,14 @@ def load_model(
         image_size = check_image_size(image_size)
     dev = resolve_device(device)  # fail fast, before any download
     from ..checkpoints import load_registry, resolve_checkpoint
-    from ..checkpoints.names import registry_name_of, unknown_model
+    from ..checkpoints.resolve import checkpoint_source
 
-    if not isinstance(name_or_path, (str, os.PathLike)):
-        raise CheckpointError(f"The model must be a model name (e.g. 'sam2.1_hiera_tiny') or the path of a .pt "
-                              f"checkpoint, not a {type(name_or_path).__name__}.")
     registry = load_registry()
-    name = registry_name_of(name_or_path, registry.names())
-    if name is None:  # a file path: read_state_dict names a missing file, a folder, a wrong format
-        path = Path(name_or_path).expanduser()
-    elif name in registry.entries:
-        path = resolve_checkpoint(name, progress=progress, cancel=cancel, registry=registry)
+    source = checkpoint_source(name_or_path, registry)  # an unknown name or an unusable file fails here
+    if isinstance(source, Path):
+        path = source
     else:
-        raise unknown_model(name, registry.names())
+        path = resolve_checkpoint(source, progress=progress, cancel=cancel, registry=registry)
     state = read_state_dict(path)
     cfg = detect_config(state, source=str(path))
     model = build_model(cfg, state, image_size)

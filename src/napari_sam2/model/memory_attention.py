@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .common import sdpa
+from .common import EncodingCache, sdpa
 from .transformer import Attention
 
 
@@ -40,21 +40,19 @@ class RoPEAttention(Attention):
                  rope_theta: float = 10000.0) -> None:
         super().__init__(embedding_dim, num_heads, 1, kv_in_dim)
         self.rope_theta = rope_theta
-        self._tables: dict[tuple[int, str], torch.Tensor] = {}
+        self.table = EncodingCache(self._make_table)
 
-    def _table(self, length: int, device) -> torch.Tensor:
-        key = (length, str(device))
-        if key not in self._tables:
-            side = int(math.sqrt(length))
-            dim = self.internal_dim // self.num_heads
-            self._tables[key] = axial_rope_table(dim, side, side, self.rope_theta).to(device)
-        return self._tables[key]
+    def _make_table(self, length: int, device: torch.device | str) -> torch.Tensor:
+        """Rotations of a square grid of ``length`` tokens (made on the CPU, then moved)."""
+        side = int(math.sqrt(length))
+        dim = self.internal_dim // self.num_heads
+        return axial_rope_table(dim, side, side, self.rope_theta).to(device)
 
     def forward(self, q, k, v, num_k_exclude_rope: int = 0):
         q = self._split(self.q_proj(q))
         k = self._split(self.k_proj(k))
         v = self._split(self.v_proj(v))
-        table = self._table(q.shape[-2], q.device)
+        table = self.table(q.shape[-2], device=q.device)
         q = apply_rope(q, table)
         n_rope = k.shape[-2] - num_k_exclude_rope
         if n_rope > 0:

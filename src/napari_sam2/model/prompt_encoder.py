@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .common import LayerNorm2d
+from .common import EncodingCache, LayerNorm2d
 
 
 class PositionEmbeddingRandom(nn.Module):
@@ -40,6 +40,10 @@ class PositionEmbeddingRandom(nn.Module):
         return self._encode(coords.to(torch.float))
 
 
+def _forget_dense_pe(module: PromptEncoder, _keys) -> None:
+    module._dense_pe.clear()
+
+
 class PromptEncoder(nn.Module):
     """SAM prompt encoder. Point labels: 0 negative, 1 positive, 2/3 box corners, -1 padding."""
 
@@ -61,7 +65,9 @@ class PromptEncoder(nn.Module):
             nn.Conv2d(16, embed_dim, kernel_size=1),
         )
         self.no_mask_embed = nn.Embedding(1, embed_dim)
-        self._dense_pe: tuple[tuple, torch.Tensor] | None = None
+        self._dense_pe = EncodingCache(self._grid)
+        # the grid depends on the Gaussian matrix too: when one is loaded, encode again
+        self.register_load_state_dict_post_hook(_forget_dense_pe)
 
     @property
     def mask_input_size(self) -> int:
@@ -70,10 +76,10 @@ class PromptEncoder(nn.Module):
     def dense_pe(self) -> torch.Tensor:
         """Position encoding of the image embedding grid, (1, C, h, w); cached."""
         gm = self.pe_layer.positional_encoding_gaussian_matrix
-        key = (self.embedding_size, gm.device, gm.data_ptr(), gm._version)
-        if self._dense_pe is None or self._dense_pe[0] != key:
-            self._dense_pe = (key, self.pe_layer.grid(self.embedding_size)[None])
-        return self._dense_pe[1]
+        return self._dense_pe(self.embedding_size, device=gm.device, dtype=gm.dtype)
+
+    def _grid(self, size: int, device: torch.device | str) -> torch.Tensor:
+        return self.pe_layer.grid(size)[None]  # on the Gaussian matrix's device
 
     def embed_points(self, coords: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(B, N, 2) pixel coords + (B, N) labels -> (B, N + 1, C); a padding point is appended."""

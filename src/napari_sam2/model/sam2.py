@@ -41,7 +41,7 @@ class HeadsOutput:
     candidates: torch.Tensor | None = None  # (B, 3, 4h, 4w) multimask logits, when multimask
     candidate_iou: torch.Tensor | None = None  # (B, 3)
     candidate_ptrs: torch.Tensor | None = None  # (B, 3, 256)
-    choice: torch.Tensor | None = None  # (B,) index of the selected candidate
+    choice: torch.Tensor | None = None  # (B,) index of the selected multimask output
 
 
 class Sam2Model(nn.Module):
@@ -116,8 +116,15 @@ class Sam2Model(nn.Module):
         labels: torch.Tensor | None,
         mask_prompt: torch.Tensor | None,
         multimask: bool,
+        candidates: bool = True,
     ) -> HeadsOutput:
-        """One decoder pass as during tracking: selection, absent-object gating, pointer."""
+        """One decoder pass as during tracking: selection, absent-object gating, pointer.
+
+        ``multimask`` selects the multimask output with the highest predicted IoU; with
+        ``candidates`` all three are returned too, with their pointers (for a click, to choose
+        another). Tracking passes ``candidates=False``: only the selected mask is gated and kept,
+        and only its pointer is projected.
+        """
         b = pix_feat.shape[0]
         dev = pix_feat.device
         if coords is None:  # no clicks: a single padding point
@@ -129,29 +136,36 @@ class Sam2Model(nn.Module):
                 mask_prompt = F.interpolate(mask_prompt.float(), size=(size, size),
                                             mode="bilinear", align_corners=False, antialias=True)
         raw = self.decode(pix_feat, high_res, coords, labels, mask_prompt)
-        sel = select_outputs(raw, multimask)
-        present = sel.object_score_logits > 0  # (B, 1)
-        masks = torch.where(present[:, None, None], sel.masks, NO_OBJ_SCORE).float()
+        present = raw.object_score_logits > 0  # (B, 1)
         rows = torch.arange(b, device=dev)
-        if multimask:
-            choice = torch.argmax(sel.iou, dim=-1)
-            low = masks[rows, choice].unsqueeze(1)
-            token = sel.tokens[rows, choice]
-            iou = sel.iou[rows, choice]
+        if multimask:  # tokens 1-3; the one with the highest predicted IoU
+            choice = torch.argmax(raw.iou[:, 1:], dim=-1)
+            token, iou = raw.mask_tokens[rows, choice + 1], raw.iou[rows, choice + 1]
+            if candidates:
+                masks = self._gate_masks(raw.masks[:, 1:], present)
+                low = masks[rows, choice].unsqueeze(1)
+            else:
+                low = self._gate_masks(raw.masks[rows, choice + 1].unsqueeze(1), present)
         else:
-            choice = None
-            low, token, iou = masks, sel.tokens[:, 0], sel.iou[:, 0]
+            sel = select_outputs(raw, False)
+            low, token, iou = self._gate_masks(sel.masks, present), sel.tokens[:, 0], sel.iou[:, 0]
         high = F.interpolate(low, size=(self.image_size, self.image_size), mode="bilinear",
                              align_corners=False)
         obj_ptr = self._gate_pointer(self.obj_ptr_proj(token), present)
-        out = HeadsOutput(low, high, iou, obj_ptr, sel.object_score_logits)
+        out = HeadsOutput(low, high, iou, obj_ptr, raw.object_score_logits)
         if multimask:
-            out.candidates = masks
-            out.candidate_iou = sel.iou
-            ptrs = self.obj_ptr_proj(sel.tokens)  # (B, 3, C)
-            out.candidate_ptrs = self._gate_pointer(ptrs, present[:, :, None].expand(-1, ptrs.shape[1], 1))
             out.choice = choice
+        if multimask and candidates:
+            out.candidates = masks
+            out.candidate_iou = raw.iou[:, 1:]
+            ptrs = self.obj_ptr_proj(raw.mask_tokens[:, 1:])  # (B, 3, C)
+            out.candidate_ptrs = self._gate_pointer(ptrs, present[:, :, None].expand(-1, ptrs.shape[1], 1))
         return out
+
+    @staticmethod
+    def _gate_masks(masks: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Absent objects get ``NO_OBJ_SCORE`` everywhere; fp32 logits."""
+        return torch.where(present[:, None, None], masks, NO_OBJ_SCORE).float()
 
     def _gate_pointer(self, ptr: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Absent objects get the learned ``no_obj_ptr`` instead of their pointer."""
