@@ -34,11 +34,12 @@ def test_frame_keys_round_trip():
 
 
 def test_result_key_inserts_frame_at_axis():
-    assert StackLayout((9, 8, 8), 0, False).result_key(_result(5)) == (5,)
+    # the session builds ``FrameResult.key`` with ``layout.index(outer index, frame)``
+    assert StackLayout((9, 8, 8), 0, False).index((), 5) == (5,)
     assert _result(5).key == (5,)
     # T x Z x Y x X propagated along Z (axis 1): index holds t
-    assert StackLayout((3, 9, 8, 8), 1, False).result_key(_result(7, index=(2,))) == (2, 7)
-    assert StackLayout((9, 3, 8, 8), 0, False).result_key(_result(7, index=(2,))) == (7, 2)
+    assert StackLayout((3, 9, 8, 8), 1, False).index((2,), 7) == (2, 7)
+    assert StackLayout((9, 3, 8, 8), 0, False).index((2,), 7) == (7, 2)
 
 
 def test_default_axis_prefers_time_then_z():

@@ -157,10 +157,6 @@ class StackLayout:
         key = self.key(frame)
         return tuple(key[a] for a in self.outer_axes), key[self.axis]
 
-    def result_key(self, result: Any) -> FrameKey:
-        """The frame key of a ``FrameResult`` (its outer ``index`` with ``frame`` at ``axis``)."""
-        return self.index(tuple(result.index), int(result.frame))
-
     # ---- counting --------------------------------------------------------------------------------
     def starts(self, prompts: PromptSet) -> dict[tuple[int, ...], int]:
         """Per sequence (outer index), the earliest prompted frame: where propagation starts."""

@@ -102,9 +102,7 @@ def box_prompts(boxes: Any, ids: Any, layout: StackLayout) -> list[BoxPrompt]:
         if verts.ndim != 2 or verts.shape[0] < 2 or verts.shape[1] != d:
             raise PromptError(f"box {i} has shape {verts.shape}; boxes must be arrays {hint}.")
         key = layout.key(coords_key(verts[:, :-2], f"box {i}"), prompt=True)
-        (r0, c0), (r1, c1) = verts[:, -2:].min(axis=0), verts[:, -2:].max(axis=0)
-        if r1 <= r0 or c1 <= c0:
-            raise PromptError(f"box {i} has zero area; give two opposite corners.")
+        (r0, c0), (r1, c1) = verts[:, -2:].min(axis=0), verts[:, -2:].max(axis=0)  # area: check_prompts
         if (key, int(obj[i])) in seen:
             raise PromptError(f"box {i}: object {int(obj[i])} already has a box on frame {key}; SAM 2 takes one.")
         seen.add((key, int(obj[i])))

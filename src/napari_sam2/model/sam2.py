@@ -135,30 +135,26 @@ class Sam2Model(nn.Module):
             if mask_prompt.shape[-2:] != (size, size):
                 mask_prompt = F.interpolate(mask_prompt.float(), size=(size, size),
                                             mode="bilinear", align_corners=False, antialias=True)
-        raw = self.decode(pix_feat, high_res, coords, labels, mask_prompt)
-        present = raw.object_score_logits > 0  # (B, 1)
+        sel = select_outputs(self.decode(pix_feat, high_res, coords, labels, mask_prompt), multimask)
+        present = sel.object_score_logits > 0  # (B, 1)
         rows = torch.arange(b, device=dev)
-        if multimask:  # tokens 1-3; the one with the highest predicted IoU
-            choice = torch.argmax(raw.iou[:, 1:], dim=-1)
-            token, iou = raw.mask_tokens[rows, choice + 1], raw.iou[rows, choice + 1]
-            if candidates:
-                masks = self._gate_masks(raw.masks[:, 1:], present)
-                low = masks[rows, choice].unsqueeze(1)
-            else:
-                low = self._gate_masks(raw.masks[rows, choice + 1].unsqueeze(1), present)
-        else:
-            sel = select_outputs(raw, False)
-            low, token, iou = self._gate_masks(sel.masks, present), sel.tokens[:, 0], sel.iou[:, 0]
+        choice = torch.argmax(sel.iou, dim=-1)  # the multimask output with the highest IoU (0 otherwise)
+        token, iou = sel.tokens[rows, choice], sel.iou[rows, choice]
+        if multimask and candidates:
+            masks = self._gate_masks(sel.masks, present)
+            low = masks[rows, choice].unsqueeze(1)
+        else:  # one mask: only it is gated
+            low = self._gate_masks(sel.masks[rows, choice].unsqueeze(1), present)
         high = F.interpolate(low, size=(self.image_size, self.image_size), mode="bilinear",
                              align_corners=False)
         obj_ptr = self._gate_pointer(self.obj_ptr_proj(token), present)
-        out = HeadsOutput(low, high, iou, obj_ptr, raw.object_score_logits)
+        out = HeadsOutput(low, high, iou, obj_ptr, sel.object_score_logits)
         if multimask:
             out.choice = choice
         if multimask and candidates:
             out.candidates = masks
-            out.candidate_iou = raw.iou[:, 1:]
-            ptrs = self.obj_ptr_proj(raw.mask_tokens[:, 1:])  # (B, 3, C)
+            out.candidate_iou = sel.iou
+            ptrs = self.obj_ptr_proj(sel.tokens)  # (B, 3, C)
             out.candidate_ptrs = self._gate_pointer(ptrs, present[:, :, None].expand(-1, ptrs.shape[1], 1))
         return out
 
