@@ -62,6 +62,27 @@ def test_points_array_matches_napari_points_layer(clip, model):
     assert set(np.unique(from_arrays)) <= {0, 1, 2} and from_arrays.any()
 
 
+def test_a_path_is_read_lazily_in_any_format(clip, model, tmp_path):
+    """segment_video(path): an image-sequence folder and a channel-first (T, C, Y, X) OME-Zarr give the
+    labels of the same frames passed as an array."""
+    import zarr
+    from PIL import Image
+
+    grey8 = (clip // 8).astype(np.uint8)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t, img in enumerate(grey8):
+        Image.fromarray(np.stack([img] * 3, -1)).save(folder / f"{t:05d}.png")
+    points = [[1, 16, 16]]
+    expected = segment_video(np.stack([grey8] * 3, -1), points, model=model)
+    np.testing.assert_array_equal(segment_video(folder, points, model=model), expected)
+    group = zarr.open_group(str(tmp_path / "img.zarr"), mode="w")
+    group.create_array("0", shape=(4, 3, 48, 64), dtype=np.uint8)[...] = np.stack([grey8] * 3, 1)
+    group.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": n} for n in "tcyx"],
+                                   "datasets": [{"path": "0"}]}]
+    np.testing.assert_array_equal(segment_video(str(tmp_path / "img.zarr"), points, model=model), expected)
+
+
 def _summary(ps: PromptSet) -> list:
     return sorted((b.frame, b.obj_id, tuple(np.round(b.box, 6))) for b in ps.boxes)
 

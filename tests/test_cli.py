@@ -211,7 +211,7 @@ def small(tmp_path, napari_layers):
         ("missing stack", 3, "Image file not found"),
         ("unreadable stack", 3, "Cannot read"),
         ("2D image", 3, "single 2D image"),
-        ("empty folder", 3, "holds no TIFF"),
+        ("empty folder", 3, "is empty; give a folder of stacks"),
         ("missing prompts", 4, "Prompt file not found"),
         ("bad prompt csv", 4, "no coordinate columns"),
         ("prompt outside", 4, "outside the 32 x 40 image"),
@@ -338,5 +338,5 @@ def test_prompt_folder_matching_rule(tmp_path):
     assert match_prompts(tmp_path, stack).name == "cells_prompts.tif"
     (tmp_path / "cells_prompts.csv").write_text("")
     assert match_prompts(tmp_path, stack).name == "cells_prompts.csv"
-    files, batch = expand_stacks([str(tmp_path)])
+    files, batch, _ = expand_stacks([str(tmp_path)])
     assert [f.name for f in files] == ["cells.ome.tif"] and batch  # prompt files are not stacks

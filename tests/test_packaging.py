@@ -27,6 +27,12 @@ COMMANDS = {
     "napari-sam2.make_widget": "napari_sam2._napari.widget:Sam2Widget",
     "napari-sam2.cells_timelapse": "napari_sam2._napari.sample_data:cells_timelapse",
     "napari-sam2.ultrasound_clip": "napari_sam2._napari.sample_data:ultrasound_clip",
+    "napari-sam2.get_video_reader": "napari_sam2._napari.readers:get_video_reader",
+    "napari-sam2.get_dicom_reader": "napari_sam2._napari.readers:get_dicom_reader",
+}
+READERS = {  # command -> (patterns, accepts folders): only what napari's own readers do not open
+    "napari-sam2.get_video_reader": (["*.mp4", "*.m4v", "*.mov", "*.avi", "*.mkv", "*.webm"], False),
+    "napari-sam2.get_dicom_reader": (["*"], True),
 }
 SAMPLES = {
     "cells_timelapse": ("napari-sam2.cells_timelapse", "Cells time-lapse (synthetic)"),
@@ -42,6 +48,7 @@ def _check_contributions(mf: PluginManifest) -> None:
         ("napari-sam2.make_widget", "SAM 2")
     ]
     assert {s.key: (s.command, s.display_name) for s in contrib.sample_data} == SAMPLES
+    assert {r.command: (list(r.filename_patterns), r.accepts_directories) for r in contrib.readers} == READERS
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,49 +16,71 @@ from typing import Sequence
 
 from .errors import InputError, PromptError
 from .io.partial_files import check_folder_writable
+from .io.dicom import DICOM_SUFFIXES
+from .io.folders import STACKS, folder_kind
 from .io.stack import STACK_SUFFIXES
+from .io.video import VIDEO_SUFFIXES
+from .io.zarr_stack import ZARR_SUFFIXES
 
 PROMPT_SUFFIXES = (".csv", ".tif", ".tiff", ".npy")  # in the order a prompt folder is searched
+BATCH_SUFFIXES = STACK_SUFFIXES + VIDEO_SUFFIXES + DICOM_SUFFIXES  # files a batch folder runs
+LABEL_SUFFIXES = (".tif", ".tiff", ".zarr")  # what --out may be for one stack
 
 
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in sorted(STACK_SUFFIXES + PROMPT_SUFFIXES, key=len, reverse=True):
+    for suffix in sorted(BATCH_SUFFIXES + ZARR_SUFFIXES + PROMPT_SUFFIXES, key=len, reverse=True):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
-    return path.stem
+    return path.stem if path.is_file() else name
 
 
 def _is_stack_file(path: Path) -> bool:
-    """Stacks found in a folder or by a glob: TIFF/.npy, not hidden, not our outputs or prompt files."""
+    """Stacks a batch runs: TIFF, .npy, video, DICOM files and zarr stores, not hidden, not our outputs
+    or prompt files."""
     name = path.name.lower()
-    if name.startswith(".") or not path.is_file() or not name.endswith(STACK_SUFFIXES):
+    if name.startswith("."):
         return False
-    return not _stem(path).lower().endswith(("_labels", "_prompts"))
+    if path.is_dir():
+        ok = name.endswith(ZARR_SUFFIXES)
+    else:
+        ok = path.is_file() and name.endswith(BATCH_SUFFIXES)
+    return ok and not _stem(path).lower().endswith(("_labels", "_prompts"))
 
 
-def expand_stacks(items: Sequence[str]) -> tuple[list[Path], bool]:
-    """STACK arguments -> stack files and whether this is a batch (folder, glob or several stacks)."""
+def expand_stacks(items: Sequence[str]) -> tuple[list[Path], bool, list[str]]:
+    """STACK arguments -> stacks, whether this is a batch (folder of stacks, glob or several stacks),
+    and notes saying which folder rule applied (``io.folders``)."""
     files: list[Path] = []
+    notes: list[str] = []
     batch = False
     for item in items:
         path = Path(item).expanduser()
         if path.is_dir():
+            kind = folder_kind(path)
+            if kind != STACKS:
+                notes.append(f"{path.name}: read as one stack ({kind}).")
+                files.append(path)
+                continue
             batch = True
             found = sorted(p for p in path.iterdir() if _is_stack_file(p))
+            if not any(not p.name.startswith(".") for p in path.iterdir()):
+                raise InputError(f"The folder {path} is empty; give a folder of stacks or of image frames.")
             if not found:
-                raise InputError(f"The folder {path} holds no TIFF or .npy stacks.")
+                raise InputError(f"The folder {path} holds no stacks (TIFF, .npy, video, DICOM or zarr) and no "
+                                 "image frames; choose another folder.")
+            notes.append(f"{path.name}: a folder of stacks, run as a batch of {len(found)}.")
             files += found
         elif not path.exists() and glob.has_magic(item):
             batch = True
             found = sorted(Path(p) for p in glob.glob(os.path.expanduser(item)) if _is_stack_file(Path(p)))
             if not found:
-                raise InputError(f"No TIFF or .npy stack matches {item!r}.")
+                raise InputError(f"No stack (TIFF, .npy, video, DICOM or zarr) matches {item!r}.")
             files += found
         else:
             files.append(path)  # a missing file is reported when it is opened
     unique = list(dict.fromkeys(files))
-    return unique, batch or len(unique) > 1
+    return unique, batch or len(unique) > 1, notes
 
 
 def match_prompts(folder: Path, stack: Path) -> Path:
@@ -103,25 +125,26 @@ class Job:
         return found
 
 
-def plan_jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[list[Job], bool]:
-    stacks, batch = expand_stacks(args.stacks)
+def plan_jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[list[Job], bool, list[str]]:
+    stacks, batch, notes = expand_stacks(args.stacks)
     out = Path(args.out).expanduser()
     prompts = Path(args.prompts).expanduser()
     table = Path(args.table).expanduser() if args.table else None
     ctc = Path(args.ctc).expanduser() if args.ctc else None
-    if batch and out.suffix.lower() in (".tif", ".tiff"):
+    zarr_out = out.suffix.lower() == ".zarr"
+    if batch and out.suffix.lower() in LABEL_SUFFIXES:
         parser.error(f"with several stacks, --out is a folder (one <name>_labels.tif per stack), not {out.name}.")
     if batch and table is not None and table.suffix.lower() == ".csv":
         parser.error(f"with several stacks, --table is a folder (one <name>_objects.csv per stack), not {table.name}.")
-    if not batch and not out.is_dir() and out.suffix.lower() not in (".tif", ".tiff"):
-        parser.error(f"--out must be a .tif file (or an existing folder), not {out}.")
+    if not batch and not zarr_out and not out.is_dir() and out.suffix.lower() not in LABEL_SUFFIXES:
+        parser.error(f"--out must be a .tif file, a .zarr folder to create (or an existing folder), not {out}.")
     jobs = []
     for stack in stacks:
         stem = _stem(stack)
         job = Job(
             stack=stack,
             prompts=prompts,
-            out=out / f"{stem}_labels.tif" if batch or out.is_dir() else out,
+            out=out / f"{stem}_labels.tif" if batch or (out.is_dir() and not zarr_out) else out,
             table=None if table is None else (table / f"{stem}_objects.csv" if batch or table.is_dir() else table),
             ctc=None if ctc is None else (ctc / stem if batch else ctc),
         )
@@ -142,4 +165,4 @@ def plan_jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tupl
             if key in outs:
                 parser.error(f"{outs[key].name} and {job.stack.name} would both write {p}; rename one.")
             outs[key] = job.stack
-    return jobs, batch
+    return jobs, batch, notes

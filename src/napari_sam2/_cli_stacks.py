@@ -24,6 +24,7 @@ class StackInfo:
     scale: tuple[float, ...] | None
     unit: str | None
     note: str | None = None
+    frame_interval: float | None = None
 
 
 def describe_stack(stack: Any, axis: int, channel: int | None) -> StackInfo:
@@ -58,7 +59,19 @@ def describe_stack(stack: Any, axis: int, channel: int | None) -> StackInfo:
     if stack.scale is not None:
         size = dict(zip(stack.axes, stack.scale))
         scale = tuple(float(size.get(a, 1.0)) for a in spatial)
-    return StackInfo(data, layout, spatial, scale, stack.unit, note)
+    return StackInfo(data, layout, spatial, scale, stack.unit, note, stack.frame_interval)
+
+
+def open_labels_writer(path: Path, zarr_out: bool, info: StackInfo, max_label: int) -> Any:
+    """The labels writer of a job: a page-ordered TIFF, or a chunked OME-Zarr (``--out x.zarr``)."""
+    from .io import LabelsTiffWriter
+    from .io.labels_zarr import LabelsZarrWriter
+
+    shape = info.layout.labels_shape
+    if zarr_out:
+        return LabelsZarrWriter(path, shape, max_label=max_label, axes=info.axes, scale=info.scale,
+                                unit=info.unit, frame_interval=info.frame_interval)
+    return LabelsTiffWriter(path, shape, max_label=max_label, axes=info.axes, scale=info.scale, unit=info.unit)
 
 
 def read_prompt_file(path: Path, layout: StackLayout) -> PromptSet:

@@ -29,6 +29,7 @@ The arrays are read by :mod:`napari_sam2.engine.prompt_arrays` and checked by th
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Callable, Iterator, Sequence
 
@@ -41,6 +42,7 @@ from .engine.prompts import PromptSet
 from .engine.results import FrameResult
 from .errors import InputError, PromptError
 from .io import ObjectTable, labels_dtype, tracks_from_table
+from .io.channel_view import channels_last
 from .layer_prompts import prompts_from_layers
 
 __all__ = [
@@ -136,7 +138,8 @@ def segment_video(
     """Segment and track the prompted objects through ``frames``; return the labels.
 
     ``frames``: any array-like (numpy, dask, zarr, a napari layer's ``data``) of shape (T, Y, X),
-    (T, Y, X, C) or with more leading axes. Prompts: see the module docstring (``points``,
+    (T, Y, X, C) or with more leading axes; or a path that :func:`napari_sam2.io.read_stack`
+    opens (TIFF, .npy, video clip, DICOM, zarr / OME-Zarr, folder of images), read lazily. Prompts: see the module docstring (``points``,
     ``boxes``, ``masks``, ``prompts``). ``model``: a registry name (downloaded once), a ``.pt``
     path or a loaded ``Sam2Model``; loaded models are reused by the next call. ``device``:
     "auto", "cpu", "cuda", "mps". ``image_size``: run the model at a lower resolution.
@@ -158,6 +161,17 @@ def segment_video(
     if unknown:
         raise TypeError(f"segment_video() got unexpected arguments {sorted(unknown)}; "
                         f"VideoSession options are {list(_SESSION_KWARGS)}.")
+    if isinstance(frames, (str, os.PathLike)):
+        from .io import read_stack
+
+        with read_stack(frames) as stack:
+            data, rgb = channels_last(stack)
+            session_kwargs.setdefault("rgb", rgb)
+            return segment_video(data, points, boxes, masks, prompts=prompts, point_ids=point_ids,
+                                 point_labels=point_labels, box_ids=box_ids, model=model, device=device,
+                                 image_size=image_size, axis=axis, direction=direction, channel=channel,
+                                 intensity_range=intensity_range, progress=progress, cancel=cancel,
+                                 table=table, **session_kwargs)
     data = as_array_like(frames)
     layout = guess_layout(data, axis, session_kwargs.get("rgb"), channel)
     ps = build_prompts(layout, points, boxes, masks, prompts=prompts, point_ids=point_ids,

@@ -14,7 +14,8 @@ hidden temporary names and renamed into place only when complete; an error, Ctrl
 SIGTERM removes them (``io.partial_files``, ``_cli_signals``).
 
 Memory stays bounded: stacks are read lazily (``io.read_stack``), results stream frame by
-frame into ``io.LabelsTiffWriter``. The TIFF must be written in page order; when
+frame into ``io.LabelsTiffWriter`` (or ``io.LabelsZarrWriter`` for ``--out x.zarr``, which
+takes frames in any order). The TIFF must be written in page order; when
 propagation does not visit frames in that order ("both" / "backward" from a prompt after
 frame 0, or several sequences of an N-D stack), each label frame is first written raw into
 a sparse temporary file beside the output (disk, not RAM) and copied into the TIFF, in
@@ -34,7 +35,7 @@ import numpy as np
 
 from ._cli_plan import Job, plan_jobs
 from ._cli_signals import Terminated, interrupt_status, terminate_as_interrupt
-from ._cli_stacks import describe_stack, read_prompt_file
+from ._cli_stacks import describe_stack, open_labels_writer, read_prompt_file
 from .errors import Cancelled, CheckpointError, DeviceError, InputError, PromptError, Sam2Error
 from .io.labels_sink import LabelsSink
 
@@ -72,7 +73,7 @@ class _Console:
 
 
 # --------------------------------------------------------------------------- output
-def _tiff_frames(path: Path) -> Iterator[np.ndarray]:
+def _label_frames(path: Path) -> Iterator[np.ndarray]:
     from .io import read_stack
 
     with read_stack(path) as stack:
@@ -123,13 +124,15 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
 
     from .api import iter_results
     from .engine.video_session import VideoSession
-    from .io import LabelsTiffWriter, ObjectTable, read_stack
+    from .io import ObjectTable, read_stack
     from .io.ctc import publish_ctc, write_ctc
     from .io.partial_files import OUTPUT_ERRNOS, PartialOutputs, ensure_folder, output_error
 
     if job.prompt_error is not None:
         raise job.prompt_error
-    with read_stack(job.stack) as stack, PartialOutputs() as temp:
+    with read_stack(job.stack, level=args.level) as stack, PartialOutputs() as temp:
+        for note in stack.notes:
+            console.info(note)
         info = describe_stack(stack, args.axis, args.channel)
         if info.note:
             console.info(info.note)
@@ -140,13 +143,14 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
         prompts = read_prompt_file(job.prompts, layout)
         model = models.get()
         ensure_folder(job.out.parent, "--out")
-        partial = temp.file(job.out)
-        spool = None if layout.in_page_order(prompts, args.direction) else temp.file(job.out, "spool")
+        zarr_out = job.out.suffix.lower() == ".zarr"  # a chunked label image: frames land in any order
+        partial = temp.folder(job.out) if zarr_out else temp.file(job.out)
+        in_order = zarr_out or layout.in_page_order(prompts, args.direction)
+        spool = None if in_order else temp.file(job.out, "spool")
         outer_names = [a.lower() for i, a in enumerate(info.axes[:-2]) if i != args.axis]
         table = ObjectTable.for_stack(stack, index_names=outer_names) if job.table is not None else None
         try:
-            writer = LabelsTiffWriter(partial, layout.labels_shape, max_label=max(prompts.obj_ids),
-                                      axes=info.axes, scale=info.scale, unit=info.unit)
+            writer = open_labels_writer(partial, zarr_out, info, max(prompts.obj_ids))
             temp.on_cleanup(writer.abort)
             sink = LabelsSink(writer, layout.leading_shape, spool)
             temp.on_cleanup(sink.close)
@@ -172,7 +176,7 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
             if job.ctc is not None:
                 ensure_folder(job.ctc.parent, "--ctc")
                 ctc_tmp = temp.folder(job.ctc)
-                write_ctc(ctc_tmp, _tiff_frames(partial), n_frames=layout.leading_shape[0])
+                write_ctc(ctc_tmp, _label_frames(partial), n_frames=layout.leading_shape[0])
             # everything is written: rename into place, the labels last (it exists only when all is done)
             if job.table is not None:
                 temp.publish(table_tmp, job.table)
@@ -189,7 +193,9 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
 # ------------------------------------------------------------------------- commands
 def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser, console: _Console) -> int:
     check_model_spec(args.model)
-    jobs, batch = plan_jobs(args, parser)
+    jobs, batch, notes = plan_jobs(args, parser)
+    for note in notes:
+        console.info(note)
     models = ModelLoader(args, console)
     status = EXIT_OK
     done = skipped = failed = 0
@@ -263,12 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
                "4 bad prompts, 5 model not available. See docs/cli.md.",
     )
     seg.add_argument("stacks", nargs="+", metavar="STACK",
-                     help="TIFF / OME-TIFF / .npy stack, a folder of stacks or a glob (batch mode)")
+                     help="TIFF / OME-TIFF / .npy stack, video clip, DICOM file or series folder, zarr / "
+                          "OME-Zarr, folder of image frames; or a folder of stacks or a glob (batch mode)")
     seg.add_argument("--prompts", required=True, metavar="PROMPTS",
                      help="napari Points CSV, Shapes CSV or labels TIFF; in batch mode also a folder of "
                           "<name>_prompts.csv / <name>.csv / <name>_prompts.tif ... files")
     seg.add_argument("--out", required=True, metavar="LABELS.tif",
-                     help="labels TIFF to write; in batch mode a folder (<name>_labels.tif per stack)")
+                     help="labels TIFF, or a .zarr folder (chunked OME-Zarr, for huge inputs), to write; in "
+                          "batch mode a folder (<name>_labels.tif per stack)")
     seg.add_argument("--model", default="sam2.1_hiera_tiny", metavar="NAME_OR_PATH",
                      help="registry name (see `napari-sam2 models`; downloaded once) or a .pt checkpoint "
                           "(default: %(default)s; 'test-random' is a random-weights model for testing only)")
@@ -279,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="from the earliest prompted frame (default: both)")
     seg.add_argument("--image-size", type=_image_size, default=None, metavar="N",
                      help="run the model at N px (multiple of 64, 256-1024; default: the model's)")
+    seg.add_argument("--level", type=int, default=0, metavar="L",
+                     help="resolution level of an OME-Zarr image (0 = full resolution, 1 = half, ...)")
     seg.add_argument("--channel", type=int, default=None, metavar="C",
                      help="channel of a multichannel stack to segment on")
     seg.add_argument("--table", metavar="OBJECTS.csv",

@@ -15,6 +15,7 @@ import numpy as np
 import tifffile
 
 from ..errors import InputError
+from ._frame_array import FramesArrayLike, split_frame_key
 
 
 def decode_error(path: str, page_index: int, lead_shape: tuple[int, ...], exc: BaseException) -> InputError:
@@ -32,11 +33,11 @@ def decode_error(path: str, page_index: int, lead_shape: tuple[int, ...], exc: B
     )
 
 
-class LazyTiffSeries:
+class LazyTiffSeries(FramesArrayLike):
     """Read-only array-like over the pages of one ``TiffPageSeries``.
 
-    Exposes ``shape``, ``dtype``, ``ndim``, ``__len__`` and numpy-style
-    ``__getitem__`` (ints, slices, Ellipsis; an integer array on the page axes), so
+    Exposes ``shape``, ``dtype``, ``ndim``, ``__len__`` (from ``FramesArrayLike``) and its own
+    numpy-style ``__getitem__`` (ints, slices, Ellipsis; an integer array on the page axes), so
     it can be wrapped by ``dask.array.from_array`` or shown by napari directly.
     """
 
@@ -63,17 +64,6 @@ class LazyTiffSeries:
             self._pages += [None] * (n_pages - len(self._pages))
         self._lock = threading.Lock()
 
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
     def __repr__(self) -> str:
         return f"LazyTiffSeries(shape={self.shape}, dtype={self.dtype}, file={self._path!r})"
 
@@ -99,28 +89,8 @@ class LazyTiffSeries:
             out[pos] = self.read_page(int(page_index))[page_key]
         return out
 
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        data = self[...]
-        return data if dtype is None else data.astype(dtype, copy=False)
-
     def _split_key(self, key: Any) -> tuple[tuple, tuple]:
         """Split a numpy index into its page-grid part and its within-page part."""
-        if not isinstance(key, tuple):
-            key = (key,)
-        if any(k is None for k in key):
-            raise IndexError("LazyTiffSeries does not support np.newaxis in indices")
-        n_ellipsis = sum(k is Ellipsis for k in key)
-        if n_ellipsis > 1:
-            raise IndexError("an index can only have a single ellipsis ('...')")
-        if n_ellipsis:
-            pos = next(i for i, k in enumerate(key) if k is Ellipsis)
-            fill = self.ndim - (len(key) - 1)
-            key = key[:pos] + (slice(None),) * fill + key[pos + 1 :]
-        if len(key) > self.ndim:
-            raise IndexError(f"too many indices for an array of {self.ndim} dimensions")
-        key = key + (slice(None),) * (self.ndim - len(key))
         n_lead = len(self._lead_shape)
-        page_key = key[n_lead:]
-        if any(not isinstance(k, (int, np.integer, slice)) for k in page_key):
-            raise IndexError("only integers and slices can index the image plane axes")
-        return key[:n_lead], page_key
+        lead, page = split_frame_key(key, self.ndim, n_lead)
+        return (lead if n_lead != 1 else (lead,)), page

@@ -28,3 +28,12 @@ class ChannelLast:
             return out
         pos = sum(not isinstance(k, (int, np.integer)) for k in src[: self.c])
         return np.moveaxis(out, pos, -1)
+
+
+def channels_last(stack: Any) -> tuple[Any, bool]:
+    """(data with any C axis moved last, whether it has one) of an opened ``io.Stack``."""
+    axes = stack.axes
+    if "C" not in axes:
+        return stack.data, False
+    c = axes.index("C")
+    return (stack.data if c == len(axes) - 1 else ChannelLast(stack.data, c)), True

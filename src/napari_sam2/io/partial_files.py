@@ -91,7 +91,10 @@ class PartialOutputs:
         self._cleanups.append(fn)
 
     def publish(self, temp: Path, final: Path) -> None:
-        """Rename a finished temporary file over ``final`` (atomic on one file system)."""
+        """Rename a finished temporary file (or folder) over ``final`` (atomic on one file system for a file;
+        a folder being replaced is removed first)."""
+        if temp.is_dir() and final.is_dir():
+            shutil.rmtree(final)
         os.replace(temp, final)
         if temp in self._paths:
             self._paths.remove(temp)

@@ -1,4 +1,5 @@
-"""Open an image stack lazily: TIFF / OME-TIFF / ImageJ hyperstacks and ``.npy``.
+"""Open an image stack lazily: TIFF / OME-TIFF / ImageJ hyperstacks, ``.npy``, and (through
+``read_stack``'s dispatch) video clips, DICOM, zarr / OME-Zarr and folders of images.
 
 Nothing is decoded at open time except one page (to fail early on missing codecs), and
 a file cut short is refused from its page offsets (``_tiff_check``);
@@ -20,6 +21,8 @@ from ..errors import InputError
 from ._lazy_tiff import LazyTiffSeries
 from ._tiff_check import check_tiff_complete, quiet_tifffile
 from ._tiff_meta import normalize_axes, physical_scale
+from .image_folder import read_image_folder
+from .zarr_stack import read_zarr
 
 TIFF_SUFFIXES = (".ome.tif", ".ome.tiff", ".tif", ".tiff", ".btf", ".tf8", ".tf2")
 NPY_SUFFIXES = (".npy",)
@@ -45,7 +48,12 @@ class Stack:
 
     ``axes`` uses T, Z, C, Y, X (e.g. ``"TYX"``, ``"TYXC"``, ``"TZYX"``); ``scale`` has
     one physical size per axis (1.0 for T and C) in ``unit``, or is None when the file
-    carries no spatial calibration. Close it (or use ``with``) to release the file.
+    carries no spatial calibration. ``frame_interval`` is the time between frames in
+    seconds (video frame rate, DICOM frame time, OME time scale) when the file says.
+    ``notes`` are things the user should know that do not stop the job (frames lost at a
+    truncated end, files ignored in a folder, which folder rule applied); ``metadata``
+    holds further non-identifying facts (format, frame times, ...), never patient data.
+    Close it (or use ``with``) to release the file.
     """
 
     data: ArrayLike
@@ -54,6 +62,9 @@ class Stack:
     unit: str | None = None
     path: Path | None = None
     _handle: Any = field(default=None, repr=False)
+    frame_interval: float | None = None
+    notes: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -94,21 +105,66 @@ def guess_axes(shape: tuple[int, ...]) -> str:
     return lead + ("C" if rgb else "")
 
 
-def read_stack(path: str | Path, *, series: int = 0) -> Stack:
-    """Open ``path`` lazily; raise :class:`InputError` when it cannot be used."""
+def read_stack(path: str | Path, *, series: int = 0, level: int = 0) -> Stack:
+    """Open ``path`` lazily; raise :class:`InputError` when it cannot be used.
+
+    Files: TIFF / OME-TIFF (``series`` picks the image series), ``.npy``, video clips
+    (``io.video``), DICOM files (``io.dicom``, also without a suffix). Folders (``io.folders``):
+    a zarr / OME-Zarr store (``level`` picks the resolution level), a DICOM series or a
+    folder of 2D images (one stack in natural order).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"Image file not found: {path}; check the path.")
     if path.is_dir():
-        raise InputError(f"{path} is a folder; give the path of a TIFF or .npy file.")
-    suffix = path.suffix.lower()
-    if suffix in NPY_SUFFIXES:
+        return _read_folder(path, level)
+    if level:
+        raise InputError(f"{path.name} has no resolution levels; --level applies to OME-Zarr images only.")
+    name = path.name.lower()
+    if name.endswith(NPY_SUFFIXES):
         return _read_npy(path)
-    if suffix in TIFF_SUFFIXES:
+    if name.endswith(TIFF_SUFFIXES):
         return _read_tiff(path, series)
+    from .dicom import DICOM_SUFFIXES, is_dicom_file, read_dicom
+    from .video import VIDEO_SUFFIXES, read_video
+
+    if name.endswith(VIDEO_SUFFIXES):
+        return read_video(path)
+    if name.endswith(DICOM_SUFFIXES) or is_dicom_file(path):
+        return read_dicom(path)
     raise InputError(
-        f"Unsupported image file type '{path.suffix}' ({path.name}); "
-        "convert it to TIFF (.tif) or NumPy (.npy)."
+        f"Unsupported image file type '{path.suffix}' ({path.name}); napari-sam2 reads TIFF, .npy, video "
+        f"({', '.join(VIDEO_SUFFIXES)}), DICOM, zarr and folders of images: convert it to one of these."
+    )
+
+
+def _read_folder(path: Path, level: int) -> Stack:
+    from .folders import DICOM, IMAGES, ZARR, folder_kind
+
+    kind = folder_kind(path)
+    if kind == ZARR:
+        return read_zarr(path, level=level)
+    if level:
+        raise InputError(f"{path.name} has no resolution levels; --level applies to OME-Zarr images only.")
+    if kind == DICOM:
+        from .dicom import read_dicom
+
+        return read_dicom(path)
+    if kind == IMAGES:
+        return read_image_folder(path)
+    visible = [p for p in path.iterdir() if not p.name.startswith(".")]
+    if not visible:
+        raise InputError(f"The folder {path} is empty; choose a folder of image frames, a DICOM series or a file.")
+    from .image_folder import IMAGE_SUFFIXES
+    from .video import VIDEO_SUFFIXES
+
+    known = IMAGE_SUFFIXES + STACK_SUFFIXES + VIDEO_SUFFIXES + (".zarr",)
+    if not any(p.name.lower().endswith(known) for p in visible):
+        raise InputError(f"The folder {path} holds no images or stacks (e.g. {visible[0].name}); choose a folder "
+                         "of image frames, a DICOM series or a file.")
+    raise InputError(
+        f"{path} is a folder of stacks, not one stack (its files are not single 2D images of one series); "
+        "open its files one by one, or give the folder to `napari-sam2 segment`, which runs each as a batch."
     )
 
 
