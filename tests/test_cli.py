@@ -165,7 +165,12 @@ def test_cli_batch_folder(tmp_path, napari_layers, model):
     proc = finish(proc)
     assert proc.returncode == 4, proc.stderr  # c.tif had no prompts
     assert "c.tif: No prompt file for c.tif" in proc.stderr and "%" not in proc.stderr  # --quiet: no bars
-    assert sorted(p.name for p in out.iterdir()) == ["a_labels.tif", "a_objects.csv", "b_labels.tif", "b_objects.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["a_labels.tif", "a_objects.csv", "b_labels.tif", "b_objects.csv",
+                                                      "batch_summary.csv"]
+    with open(out / "batch_summary.csv", newline="") as fh:
+        summary = {r["stack"]: r for r in csv.DictReader(fh)}
+    assert [summary[n]["status"] for n in ("a.tif", "b.npy", "c.tif")] == ["done", "done", "failed"], summary
+    assert "No prompt file" in summary["c.tif"]["error"] and summary["b.npy"]["worker"] == "local"
 
     got_b = tifffile.imread(out / "b_labels.tif")
     np.testing.assert_array_equal(got_b, expected_b)

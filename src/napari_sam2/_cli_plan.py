@@ -22,7 +22,7 @@ from .io.stack import STACK_SUFFIXES
 from .io.video import VIDEO_SUFFIXES
 from .io.zarr_stack import ZARR_SUFFIXES
 
-PROMPT_SUFFIXES = (".csv", ".tif", ".tiff", ".npy")  # in the order a prompt folder is searched
+PROMPT_SUFFIXES = (".sam2.json", ".csv", ".tif", ".tiff", ".npy")  # in the order a prompt folder is searched
 BATCH_SUFFIXES = STACK_SUFFIXES + VIDEO_SUFFIXES + DICOM_SUFFIXES  # files a batch folder runs
 LABEL_SUFFIXES = (".tif", ".tiff", ".zarr")  # what --out may be for one stack
 
@@ -85,7 +85,8 @@ def expand_stacks(items: Sequence[str]) -> tuple[list[Path], bool, list[str]]:
 
 def match_prompts(folder: Path, stack: Path) -> Path:
     """The prompt file of ``stack`` in ``folder``: ``<stem>_prompts.<ext>`` first, then ``<stem>.<ext>``
-    (ext: csv, tif, tiff, npy, in that order); the stack file itself is never its own prompt file."""
+    (ext: sam2.json (a session file), csv, tif, tiff, npy, in that order); the stack file itself is never
+    its own prompt file."""
     stem = _stem(stack)
     names = [f"{stem}_prompts{ext}" for ext in PROMPT_SUFFIXES] + [f"{stem}{ext}" for ext in PROMPT_SUFFIXES]
     for name in names:

@@ -8,6 +8,8 @@ from typing import Any
 
 from .engine.layout import StackLayout
 from .engine.prompts import PromptSet
+from .engine.session_replay import SUFFIX as SESSION_SUFFIX
+from .engine.session_replay import SessionDoc, check_identity, read_session
 from .errors import InputError, PromptError
 from .io.channel_view import ChannelLast
 from .io.prompt_csv import MAX_OBJ_ID
@@ -74,12 +76,37 @@ def open_labels_writer(path: Path, zarr_out: bool, info: StackInfo, max_label: i
     return LabelsTiffWriter(path, shape, max_label=max_label, axes=info.axes, scale=info.scale, unit=info.unit)
 
 
-def read_prompt_file(path: Path, layout: StackLayout) -> PromptSet:
+def read_prompt_file(path: Path, layout: StackLayout) -> PromptSet | SessionDoc:
     """Prompts of ``path`` for a stack of ``layout``: read once (every outer position of an N-D
-    stack, by frame key), checked against the stack, ids that fit a labels TIFF."""
-    prompts = read_prompts(path, layout)
+    stack, by frame key), checked against the stack, ids that fit a labels TIFF. A session file
+    (``*.sam2.json``) gives a :class:`~.engine.session_replay.SessionDoc`, whose ``apply`` replays it."""
+    if path.name.lower().endswith(SESSION_SUFFIX):
+        prompts: Any = read_session(path)
+        if not prompts:
+            raise PromptError(f"{path.name}: no prompt is left at the end of the session; add one and save it again.")
+        for key in prompts.frames:
+            try:
+                layout.key(key, prompt=True)
+            except PromptError as err:
+                raise PromptError(f"{path.name}: {err}") from None
+    else:
+        prompts = read_prompts(path, layout)
     too_big = [i for i in prompts.obj_ids if i > MAX_OBJ_ID]
     if too_big:
         raise PromptError(f"{path.name}: object id {too_big[0]} is too large; label TIFFs hold ids up to "
                           f"{MAX_OBJ_ID} (uint32), renumber the objects.")
     return prompts
+
+
+def session_settings(prompts: Any, data: Any, axis: int, channel: int | None) -> tuple[dict, list[str]]:
+    """For a session file: the ``VideoSession`` settings it was made with (``intensity_range``,
+    ``fill_hole_area``, ...; axis and channel stay the command line's) and notes on what differs
+    (other pixels, axis, channel). Frames of another shape or dtype are refused (InputError)."""
+    if not isinstance(prompts, SessionDoc):
+        return {}, []
+    notes = check_identity(prompts.image, data, prompts.path.name)
+    kwargs = prompts.session_kwargs()
+    for name, mine in (("axis", axis), ("channel", channel)):
+        if name in kwargs and kwargs[name] != mine:
+            notes.append(f"{prompts.path.name} was made with {name} {kwargs[name]}; using --{name} {mine}.")
+    return {k: v for k, v in kwargs.items() if k not in ("axis", "channel", "rgb")}, notes

@@ -25,17 +25,21 @@ order, at the end.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 import re
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from ._cli_batch import add_cluster_options, run_on_cluster
 from ._cli_plan import Job, plan_jobs
 from ._cli_signals import Terminated, interrupt_status, terminate_as_interrupt
 from ._cli_stacks import describe_stack, open_labels_writer, read_prompt_file
+from ._cli_summary import LOCAL_WORKER, BatchSummary, skip_note
 from .errors import Cancelled, CheckpointError, DeviceError, InputError, PromptError, Sam2Error
 from .io.labels_sink import LabelsSink
 
@@ -114,7 +118,16 @@ def check_model_spec(spec: str) -> None:
         checkpoint_source(spec)
 
 
-def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _Console) -> str:
+@dataclass(frozen=True)
+class JobDone:
+    """What one segmented stack gives: its one-line summary and the counts of the batch table."""
+
+    line: str
+    objects: int
+    frames: int
+
+
+def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _Console) -> JobDone:
     """Segment one stack and write its outputs; returns a one-line summary.
 
     Every output is written under a hidden temporary name and renamed into place at the end,
@@ -122,6 +135,7 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
     """
     from tqdm import tqdm
 
+    from ._cli_stacks import session_settings
     from .api import iter_results
     from .engine.video_session import VideoSession
     from .io import ObjectTable, read_stack
@@ -140,7 +154,10 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
         if job.ctc is not None and len(info.axes) > 4:
             raise InputError(f"--ctc needs (T, Y, X) or (T, Z, Y, X) labels; {job.stack.name} gives {info.axes}.")
         assert job.prompts is not None
-        prompts = read_prompt_file(job.prompts, layout)
+        prompts = read_prompt_file(job.prompts, layout)  # a session file (*.sam2.json) replays its calls
+        session_kw, mismatch = session_settings(prompts, info.data, args.axis, args.channel)
+        for note in mismatch:
+            console.note(note)
         model = models.get()
         ensure_folder(job.out.parent, "--out")
         zarr_out = job.out.suffix.lower() == ".zarr"  # a chunked label image: frames land in any order
@@ -159,7 +176,7 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
         visited = 0
         try:
             with VideoSession(model, info.data, args.axis, channel=args.channel, rgb=layout.rgb,
-                              feature_cache_bytes=CLI_FEATURE_CACHE) as session, \
+                              feature_cache_bytes=CLI_FEATURE_CACHE, **session_kw) as session, \
                     tqdm(total=layout.count_frames(prompts, args.direction), desc=job.stack.name, unit="frame",
                          file=sys.stderr, disable=args.quiet, leave=False) as bar:
                 for result in iter_results(session, prompts, args.direction):
@@ -187,7 +204,8 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
             if exc.errno in OUTPUT_ERRNOS:  # disk full, quota, file size limit
                 raise output_error(job.out, exc, "--out") from None
             raise
-    return f"{job.stack.name}: {len(prompts.obj_ids)} object(s), {visited} frame(s) -> {job.out}"
+    line = f"{job.stack.name}: {len(prompts.obj_ids)} object(s), {visited} frame(s) -> {job.out}"
+    return JobDone(line, len(prompts.obj_ids), visited)
 
 
 # ------------------------------------------------------------------------- commands
@@ -196,28 +214,39 @@ def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser, conso
     jobs, batch, notes = plan_jobs(args, parser)
     for note in notes:
         console.info(note)
-    models = ModelLoader(args, console)
-    status = EXIT_OK
-    done = skipped = failed = 0
+    on_cluster = args.workers is not None or args.scheduler is not None
+    if args.resources and not on_cluster:
+        parser.error("--resources needs --workers or --scheduler.")
     for job in jobs:
         job.check_writable()
-    for job in jobs:
-        existing = job.existing()
-        if existing and not args.overwrite:
-            console.note(f"skipped {job.stack.name}: {existing[0]} already exists (use --overwrite to replace it).")
-            skipped += 1
-            continue
-        try:
-            console.info(run_job(job, args, models, console))
-            done += 1
-        except (InputError, PromptError) as err:
-            if args.debug or not batch:
-                raise
-            console.error(f"{job.stack.name}: {err}")
-            failed += 1
-            status = status or exit_code(err)
-    if batch:
-        console.info(f"{done} stack(s) segmented, {skipped} skipped, {failed} failed.")
+    status = EXIT_OK
+    with BatchSummary(Path(args.out).expanduser() if batch else None, jobs) as summary:
+        if on_cluster:  # one Dask task per stack (_cli_batch)
+            status = run_on_cluster(jobs, args, console, summary)
+        else:
+            models = ModelLoader(args, console)
+            for job in jobs:
+                note = skip_note(job, args.overwrite)
+                if note:
+                    console.note(note)
+                    summary.add(job, "skipped")
+                    continue
+                start = time.perf_counter()
+                try:
+                    done_job = run_job(job, args, models, console)
+                    console.info(done_job.line)
+                    summary.add(job, "done", seconds=time.perf_counter() - start, worker=LOCAL_WORKER,
+                                result=done_job)
+                except (InputError, PromptError) as err:
+                    if args.debug or not batch:
+                        raise
+                    console.error(f"{job.stack.name}: {err}")
+                    summary.add(job, "failed", seconds=time.perf_counter() - start, worker=LOCAL_WORKER,
+                                error=str(err))
+                    status = status or exit_code(err)
+        if batch:
+            done, skipped, failed = summary.counts()
+            console.info(f"{done} stack(s) segmented, {skipped} skipped, {failed} failed.")
     return status
 
 
@@ -298,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip the stack)")
     seg.add_argument("--quiet", action="store_true", help="no progress bars or information messages")
     seg.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_cluster_options(seg)  # --workers / --scheduler / --resources (docs/cli.md, "Batch on a cluster")
     seg.set_defaults(func=cmd_segment)
 
     mod = sub.add_parser("models", help="list the model names and which are cached",

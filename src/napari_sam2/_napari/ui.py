@@ -80,6 +80,11 @@ class Sam2Panel(QWidget):
         form.addRow("Propagate along", _row(self.axis_combo, self.contrast_check))
         form.addRow("Output labels", self.output_combo)
         form.addRow("Mask prompts", self.mask_combo)
+        self.open_session_btn = QPushButton("Open session...")
+        self.open_session_btn.setToolTip("Replay a session file (*.sam2.json) on this image: masks and prompts.")
+        self.save_session_btn = QPushButton("Save session...")
+        self.save_session_btn.setToolTip("Save every prompt and propagation as a session file (*.sam2.json).")
+        form.addRow("Session", _row(self.open_session_btn, self.save_session_btn))
         outer.addWidget(setup)
 
         # ---- prompts ----
@@ -173,6 +178,8 @@ class Sam2Panel(QWidget):
             self.reset_btn,
             self.masks_btn,
             self.candidate_btn,
+            self.open_session_btn,
+            self.save_session_btn,
         ):
             w.setEnabled(not running)
         self.cancel_btn.setEnabled(running and cancellable)

@@ -17,6 +17,7 @@ from napari.layers import Image, Labels
 from qtpy.QtCore import QEvent, Qt, QTimer
 from qtpy.QtWidgets import QFileDialog
 
+from ..errors import Sam2Error
 from ..layer_prompts import layer_obj_ids, mask_prompts
 from . import layers as L
 from . import messages as M
@@ -24,9 +25,11 @@ from .controller import Sam2Controller
 from .frames import axis_names, default_axis
 from .guards import PANEL_CLOSED, LayerGuards
 from .runner import Starter
+from .session_io import fill_prompt_layers, open_session, read_session, save_session
 from .ui import FALLBACK_MODELS, LOAD_FILE, NEW_OUTPUT, NO_MASKS, Sam2Panel
 from .view import PanelView
 
+SESSION_FILES = "SAM 2 sessions (*.sam2.json);;All files (*)"
 READY = "Click on an object (green = object, red = background), or draw a box."
 
 
@@ -92,6 +95,8 @@ class Sam2Widget(Sam2Panel):
         self.propagate_btn.clicked.connect(self.propagate)
         self.cancel_btn.clicked.connect(self.cancel)
         self.reset_btn.clicked.connect(self.reset_session)
+        self.save_session_btn.clicked.connect(lambda *_: self.save_session())
+        self.open_session_btn.clicked.connect(lambda *_: self.open_session())
         self.range_check.toggled.connect(self.first_spin.setEnabled)
         self.range_check.toggled.connect(self.last_spin.setEnabled)
         self.overwrite_check.toggled.connect(lambda on: setattr(self.controller.output, "overwrite", on))
@@ -345,6 +350,35 @@ class Sam2Widget(Sam2Panel):
         """Forget the model's memory; the prompt layers are re-sent on the next edit."""
         self.controller.reset()
         self._update_stop_range()
+
+    def save_session(self, path: str | None = None) -> Any:
+        """Save every prompt call as a session file (``*.sam2.json``; asks where without ``path``)."""
+        path = path or QFileDialog.getSaveFileName(self, "Save SAM 2 session", "", SESSION_FILES)[0]
+        if not path:
+            return None
+        direction = self.direction_combo.currentText()
+        source = getattr(getattr(self.image_layer, "source", None), "path", None)
+        try:
+            out = save_session(self.controller, path, image_path=source, direction=direction,
+                               stop=self.stop_arg(direction))
+        except Sam2Error as err:
+            return self.controller.report(err)
+        self._status(f"Session saved to {out.name}.")
+        return out
+
+    def open_session(self, path: str | None = None) -> None:
+        """Replay a session file on the image: fills the output labels and the prompt layers."""
+        path = path or QFileDialog.getOpenFileName(self, "Open SAM 2 session", "", SESSION_FILES)[0]
+        if not path or not self.check_image():
+            return
+        try:
+            doc = read_session(path)
+            axis = int(doc.session_kwargs().get("axis", self.axis))
+            if axis != self.axis and 0 <= axis < self.axis_combo.count():
+                self.axis_combo.setCurrentIndex(axis)
+            open_session(self.controller, doc, lambda ps: fill_prompt_layers(self.points_layer, self.boxes_layer, ps))
+        except Sam2Error as err:
+            self.controller.report(err)
 
     # ---- feedback ----------------------------------------------------------------------------
     def _say(self, level: str, text: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -18,13 +19,14 @@ from ..errors import BusyError, InputError, PromptError
 from ..model.sam2 import Sam2Model
 from .clip import Clip
 from .history import HistoryStore
-from .prompt_checks import as_labels, as_points, checked_box, model_xy, show, visit_range
+from .prompt_checks import as_labels, as_points, checked_box, model_xy, visit_range
 from .frames import FrameSource, as_array_like, stack_intensity_range
 from .layout import DIRECTIONS, FrameKey, StackLayout, guess_layout
 from .results import FrameResult
+from .session_file import SessionRecorder, recorded, recorded_propagation
+from .session_helpers import MAX_OBJ_ID, checked_mask, checked_obj_id, select_objects  # noqa: F401
 
 Frame = int | Sequence[int]  # a frame key; an int on stacks with one leading axis
-MAX_OBJ_ID = 2**32 - 1  # label values: napari's and TIFF's uint32 labels hold every id
 
 
 class VideoSession:
@@ -104,6 +106,7 @@ class VideoSession:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-sam2-frames")
         self._clips: dict[tuple[int, ...], Clip] = {}
         self._lock = threading.RLock()
+        self.recorder = SessionRecorder()  # every prompt call, in order: ``save`` writes them
 
     # ------------------------------------------------------------------ facts
     @property
@@ -141,21 +144,14 @@ class VideoSession:
         outer, f = self.layout.split(frame)
         return self._clip(outer), f
 
-    @staticmethod
-    def _obj(obj_id: Any) -> int:
-        try:
-            ok = not isinstance(obj_id, (bool, np.bool_)) and int(obj_id) == obj_id and 1 <= int(obj_id) <= MAX_OBJ_ID
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            raise PromptError(f"Object ids are integers from 1 to {MAX_OBJ_ID} (label values); got {show(obj_id)}.")
-        return int(obj_id)
+    _obj = staticmethod(checked_obj_id)
 
     def _model_xy(self, rc: np.ndarray, what: str) -> torch.Tensor:
         """(N, 2) (row, col) -> (N, 2) (x, y) model-input pixels, checking the bounds."""
         return model_xy(rc, self.frame_shape, self.model.image_size, what)
 
     # -------------------------------------------------------------- prompting
+    @recorded("add_points")
     def add_points(self, frame: Frame, obj_id: int, points: np.ndarray, labels: Sequence[int],
                    clear: bool = True, *, return_logits: bool = False) -> FrameResult:
         """Clicks (N, 2) as (row, col) with labels 1 (positive) / 0 (negative).
@@ -174,6 +170,7 @@ class VideoSession:
             xy = self._model_xy(pts, "point")
             return clip.add_points(f, obj_id, xy, torch.as_tensor(lbl, dtype=torch.int32), clear, return_logits)
 
+    @recorded("add_box")
     def add_box(self, frame: Frame, obj_id: int, box: Sequence[float], points: np.ndarray | None = None,
                 labels: Sequence[int] | None = None, *, return_logits: bool = False) -> FrameResult:
         """A box (row0, col0, row1, col1), optionally with clicks on the same frame.
@@ -193,6 +190,7 @@ class VideoSession:
                 lbl = torch.cat([lbl, torch.as_tensor(pl, dtype=torch.int32)])
             return clip.add_points(f, obj_id, xy, lbl, clear=True, return_logits=return_logits)
 
+    @recorded("add_mask")
     def add_mask(self, frame: Frame, obj_id: int, mask: np.ndarray, *, return_logits: bool = False) -> FrameResult:
         """A (Y, X) mask (bool, or 0/1) as the object's segmentation on that frame.
 
@@ -200,19 +198,7 @@ class VideoSession:
         (it is tracked as absent until it is seen again).
         """
         obj_id = self._obj(obj_id)
-        m = np.asarray(mask)
-        if m.shape != self.frame_shape:
-            raise PromptError(f"The mask has shape {m.shape}; frames are {self.frame_shape}.")
-        if m.dtype != bool:
-            if not np.issubdtype(m.dtype, np.number):
-                raise PromptError(f"A mask is boolean (or 0/1); got dtype {m.dtype}.")
-            values = np.unique(m)
-            if not np.isin(values, (0, 1)).all():
-                raise PromptError(
-                    f"A mask holds only 0 and 1 (or True/False); this one has values {show(values[:5])}. "
-                    "For a label image, pass (labels == obj_id)."
-                )
-        m = m.astype(bool)
+        m = checked_mask(mask, self.frame_shape)
         with self._lock:
             clip, f = self._locate(frame)
             return clip.add_mask(f, obj_id, torch.from_numpy(m), return_logits)
@@ -222,6 +208,7 @@ class VideoSession:
         st = self.frame_state(frame, obj_id)
         return 0 if st is None or st.candidates is None else int(st.candidates.shape[1])
 
+    @recorded("choose_candidate")
     def choose_candidate(self, frame: Frame, obj_id: int, k: int) -> FrameResult:
         """Use multimask candidate ``k`` of a single click (cycle with k + 1)."""
         with self._lock:
@@ -236,6 +223,7 @@ class VideoSession:
                 clip.prefetch(f)
 
     # ------------------------------------------------------------ bookkeeping
+    @recorded("remove_object")
     def remove_object(self, obj_id: int) -> None:
         obj_id = self._obj(obj_id)
         with self._lock:
@@ -245,6 +233,7 @@ class VideoSession:
             for clip in found:
                 clip.remove_object(obj_id)
 
+    @recorded("clear_prompts")
     def clear_prompts(self, frame: Frame, obj_id: int | None = None) -> None:
         """Remove the prompts on a frame (of one object, or of all objects).
 
@@ -258,6 +247,7 @@ class VideoSession:
                 raise PromptError(f"There is no object {ids[0]}; objects: {self.obj_ids or 'none'}.")
             clip.clear_prompts(f, ids)
 
+    @recorded("reset")
     def reset(self) -> None:
         """Forget all objects, prompts and memories (cached image features are kept)."""
         with self._lock:
@@ -265,6 +255,7 @@ class VideoSession:
                 clip.reset()
 
     # ------------------------------------------------------------- propagation
+    @recorded_propagation
     def propagate(
         self,
         direction: str = "forward",
@@ -344,15 +335,7 @@ class VideoSession:
             res = clip.result(f, return_logits=return_logits)
         if obj_ids is None:
             return res
-        wanted = {int(x) for x in obj_ids}
-        rows = [i for i, o in enumerate(res.obj_ids) if o in wanted]
-        pick = lambda a: None if a is None else a[rows]  # noqa: E731
-        return FrameResult(
-            frame=res.frame, obj_ids=tuple(res.obj_ids[i] for i in rows), masks=res.masks[rows],
-            scores=res.scores[rows], present=res.present[rows], iou=res.iou[rows],
-            object_score_logits=res.object_score_logits[rows], logits=pick(res.logits),
-            low_res_logits=pick(res.low_res_logits), index=res.index, key=res.key,
-        )
+        return select_objects(res, obj_ids)
 
     def frame_state(self, frame: Frame, obj_id: int):
         """Diagnostics: the stored per-object state on a frame (object pointer, score, ...)."""
@@ -381,6 +364,28 @@ class VideoSession:
                 clip.features.clear()
                 clip.reset()
             self._history.close()
+
+    # ------------------------------------------------------------- session files
+    def save(self, path: str | Path, **settings: Any) -> Path:
+        """Write the prompt calls made so far as a session file (``*.sam2.json``, docs/sessions.md).
+
+        ``settings``: what the session does not know: ``model`` (name), ``checkpoint_sha256``,
+        ``image_path``, ``direction``, ``range`` (propagation), ``objects`` ({id: {name, parent}}).
+        """
+        from .session_file import write_session
+
+        return write_session(self, path, **settings)
+
+    @classmethod
+    def load(cls, path: str | Path, model: Sam2Model, frames: Any, **overrides: Any) -> "VideoSession":
+        """A new session on ``frames`` with a session file's settings and prompt calls replayed in order.
+
+        ``overrides``: ``VideoSession`` keyword arguments that replace the file's. Frames of another
+        shape or dtype are refused (InputError); other pixels are a warning (``session.replay_mismatch``).
+        """
+        from .session_file import load_session
+
+        return load_session(cls, path, model, frames, **overrides)
 
     def __enter__(self) -> "VideoSession":
         return self
