@@ -2,7 +2,7 @@
 
 Public API (imported lazily so that plugin discovery stays cheap)::
 
-    from napari_sam2 import load_model, ImagePredictor, VideoSession, segment_video
+    from napari_sam2 import load_model, ImagePredictor, VideoSession, FrameStream, segment_video
 
 and the errors (:mod:`napari_sam2.errors`). Prompts, results and layer adapters live in their
 modules: ``napari_sam2.engine.prompts``, ``napari_sam2.engine.results``, ``napari_sam2.api``.
@@ -19,6 +19,7 @@ _EXPORTS = {
     "load_model": "napari_sam2.model.loading",
     "ImagePredictor": "napari_sam2.engine.image_predictor",
     "VideoSession": "napari_sam2.engine.video_session",
+    "FrameStream": "napari_sam2.engine.stream",
     "segment_video": "napari_sam2.api",
     **{name: "napari_sam2.errors" for name in (
         "Sam2Error", "InputError", "PromptError", "OutputError", "CheckpointError", "DownloadError",

@@ -213,6 +213,11 @@ class FrameStates:
         self.hot: dict[int, "FrameState"] = {}
         self._slots = np.full(num_frames, _ABSENT, np.int64)
 
+    def grow(self, n: int) -> None:
+        """Hold ``n`` frames (a growing stream); frames added are not held."""
+        if n > len(self._slots):
+            self._slots = np.concatenate([self._slots, np.full(n - len(self._slots), _ABSENT, np.int64)])
+
     def __contains__(self, frame: int) -> bool:
         return frame in self.hot or (0 <= frame < len(self._slots) and self._slots[frame] != _ABSENT)
 

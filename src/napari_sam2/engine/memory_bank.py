@@ -59,6 +59,18 @@ class ObjectTrack:
         # per frame: -1 never tracked, 0 tracked forward, 1 tracked in reverse
         self._direction = np.full(num_frames, -1, np.int8)
 
+    @property
+    def num_frames_held(self) -> int:
+        """How many frames the per-frame bookkeeping holds."""
+        return len(self._direction)
+
+    def grow(self, n: int) -> None:
+        """Hold bookkeeping for ``n`` frames (a growing stream); frames added are untracked."""
+        if n > len(self._direction):
+            self._direction = np.concatenate([self._direction, np.full(n - len(self._direction), -1, np.int8)])
+            self.cond.grow(n)
+            self.non_cond.grow(n)
+
     # ------------------------------------------------------------- prompts
     def pending(self, is_cond: bool) -> dict[int, FrameState]:
         return self.pending_cond if is_cond else self.pending_non_cond

@@ -28,6 +28,8 @@ class FrameResult:
     low_res_logits: np.ndarray | None = None  # float32 (N_obj, h, w) model-resolution logits, when asked for
     index: tuple[int, ...] = field(default_factory=tuple)
     key: tuple[int, ...] = ()  # set by the session; defaults to (frame,) without outer axes
+    latency: float | None = None  # live tracking: seconds from FrameStream.append to this result
+    skipped: int = 0  # live tracking with drop="oldest": frames skipped just before this one
 
     def __post_init__(self) -> None:
         if not self.key and not self.index:

@@ -22,6 +22,7 @@ from .history import HistoryStore
 from .prompt_checks import as_labels, as_points, checked_box, model_xy, visit_range
 from .frames import FrameSource, as_array_like, stack_intensity_range
 from .layout import DIRECTIONS, FrameKey, StackLayout, guess_layout
+from .live import LiveStack, follow as follow_stream
 from .results import FrameResult
 from .session_file import SessionRecorder, recorded, recorded_propagation
 from .session_helpers import MAX_OBJ_ID, checked_mask, checked_obj_id, select_objects  # noqa: F401
@@ -90,10 +91,11 @@ class VideoSession:
             raise InputError(f"history_ram_bytes must be 0 or more; got {history_ram_bytes!r}.")
         self.model = model
         self.data = as_array_like(frames)
-        self.layout: StackLayout = guess_layout(self.data, axis, rgb, channel)
+        self.live = LiveStack.of(self.data, axis, rgb, channel)  # None unless a FrameStream (engine/live.py)
+        self.layout: StackLayout = self.live.layout if self.live else guess_layout(self.data, axis, rgb, channel)
         self.channel = channel
-        if intensity_range is None:
-            intensity_range = stack_intensity_range(self.data, self.layout, channel)
+        if intensity_range is None:  # a FrameStream's is estimated at its first read (engine/live.py)
+            intensity_range = None if self.live else stack_intensity_range(self.data, self.layout, channel)
         elif not np.all(np.isfinite(intensity_range)) or intensity_range[1] <= intensity_range[0]:
             raise InputError(f"intensity_range must be (low, high) with low < high; got {intensity_range}.")
         self.intensity_range = intensity_range
@@ -133,9 +135,10 @@ class VideoSession:
     # ---------------------------------------------------------------- helpers
     def _clip(self, outer: tuple[int, ...]) -> Clip:
         if outer not in self._clips:
-            src = FrameSource(self.data, self.layout, outer, self.model.image_size,
+            kinds = (FrameSource, Clip) if self.live is None else self.live.kinds(self)
+            src = kinds[0](self.data, self.layout, outer, self.model.image_size,
                               self.intensity_range, self.channel, self._executor)
-            self._clips[outer] = Clip(self.model, src, self.frame_shape, self.fill_hole_area,
+            self._clips[outer] = kinds[1](self.model, src, self.frame_shape, self.fill_hole_area,
                                       self.corrections_as_conditioning, self.feature_cache_bytes,
                                       self._history, self.max_cond_frames_in_attn, outer)
         return self._clips[outer]
@@ -263,7 +266,7 @@ class VideoSession:
         stop: int | tuple[int, int] | None = None,
         *,
         cancel: threading.Event | None = None,
-        return_logits: bool = False,
+        return_logits: bool = False, follow: bool = False, drop: str = "none",
     ) -> Iterator[FrameResult]:
         """Track every object through the stack, yielding each frame's result as it is done.
 
@@ -274,20 +277,20 @@ class VideoSession:
         ``cancel`` is set or the caller stops iterating; everything finished so far is kept.
         One propagation runs at a time per session: a second one while another is unfinished
         raises :class:`~napari_sam2.errors.BusyError` (close or exhaust the first iterator).
+        ``follow`` / ``drop``: live tracking of a FrameStream as frames arrive (``engine.live.follow``).
         """
         if direction not in DIRECTIONS:
             raise PromptError(f"direction must be 'forward', 'backward' or 'both', not {direction!r}.")
         with self._lock:
             if self._running:
-                raise BusyError(
-                    "A propagation is already running on this session: let it finish, cancel it, or close "
-                    "its iterator (.close()) before starting another."
-                )
+                raise BusyError("A propagation is already running on this session: let it finish, cancel it, "
+                                "or close its iterator (.close()) before starting another.")
             clips = self._ready_clips(start)
             ranges = [visit_range(direction, first, stop, self.num_frames) for _, first in clips]
             self._running = True
         try:
-            for (clip, first), (lo, hi) in zip(clips, ranges):
+            yield from follow_stream(self, clips, direction, stop, cancel, return_logits, drop) if follow else ()
+            for (clip, first), (lo, hi) in zip(clips, ranges) if not follow else ():
                 if direction in ("forward", "both"):
                     yield from self._run(clip, list(range(first, hi + 1)), False, cancel, return_logits)
                 if direction in ("backward", "both"):
