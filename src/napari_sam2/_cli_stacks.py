@@ -11,7 +11,7 @@ from .engine.prompts import PromptSet
 from .engine.session_replay import SUFFIX as SESSION_SUFFIX
 from .engine.session_replay import SessionDoc, check_identity, read_session
 from .errors import InputError, PromptError
-from .io.channel_view import ChannelLast
+from .io.channel_view import channels_last
 from .io.prompt_csv import MAX_OBJ_ID
 from .io.prompt_files import read_prompts
 
@@ -31,16 +31,15 @@ class StackInfo:
 
 def describe_stack(stack: Any, axis: int, channel: int | None) -> StackInfo:
     """Axes, layout and calibration of an opened ``io.Stack`` for segmentation."""
-    data, axes = stack.data, stack.axes
+    data, axes, rgb = stack.data, stack.axes, False
     note = None
     if axes == "CYX" and channel is None:  # e.g. tifffile.imwrite(imagej=True) without axes: frames, really
         axes = "TYX"
         name = stack.path.name if stack.path else "the stack"
         note = f"{name} has a channel axis only: using its channels as frames."
-    if "C" in axes and not axes.endswith("C"):
-        data = ChannelLast(data, axes.index("C"))
-        axes = axes.replace("C", "") + "C"
-    rgb = axes.endswith("C")
+    else:
+        data, rgb = channels_last(stack)
+        axes = axes.replace("C", "") + ("C" if rgb else "")
     n_channels = data.shape[-1] if rgb else 1
     name = stack.path.name if stack.path else "the stack"
     if channel is not None and not rgb:
