@@ -6,11 +6,20 @@ all on the device (what the official predictor does).
 
 Uses the miniature random-weights test model (256 px) on a 64 x 64 uint8 stack; the per-frame byte
 counts for the real image sizes are computed from the stored tensors' shapes.
+
+    python benchmarks/bench_history.py --widget [--frames 200] [--size 512] [--objects 2] [--propagations 3]
+
+The widget's undo history instead: a real napari viewer (virtual X display when none is set) on a
+synthetic (frames, size, size) uint8 stack of drifting disks, the SAM 2 widget on the test model,
+``--objects`` clicked objects propagated over every frame, then again from clicks moved a few pixels
+(each propagation is one undo step). Prints the process RSS and the bytes the output Labels layer's
+undo history holds after each propagation, then checks that one undo restores the labels exactly.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 
 import numpy as np
@@ -56,11 +65,60 @@ def run(frames: np.ndarray, mode: str, repropagate: int) -> dict:
         ObjectTrack.prune = original
 
 
+def widget_run(frames: int, size: int, objects: int, propagations: int) -> None:
+    """RSS and undo-history bytes of the widget's output layer over ``propagations`` propagations."""
+    import _widget_run as R
+
+    d = R.display()
+    try:
+        stack = R.moving_disks(frames, size, objects)
+        viewer, widget = R.open_viewer(stack)
+        widget.follow_check.setChecked(False)
+        budget = getattr(widget.controller.output, "budget_bytes", None)
+        print(f"{frames} frames of {size} x {size} uint8, {objects} objects, test model (256 px); undo budget "
+              f"{'none (unbounded)' if budget is None else f'{budget / 2**20:.0f} MiB'}\n")
+        print("| after | RSS (MiB) | undo history (MiB) | undo steps | changed pixels | s |")
+        print("|---|---|---|---|---|---|")
+        print(f"| viewer open | {R.rss_mib():.0f} | 0 | 0 | 0 | |", flush=True)
+        for p in range(propagations):
+            if p:
+                widget.reset_session()
+                for layer in (widget.points_layer, widget.boxes_layer):
+                    layer.data = []
+                R.idle(widget)
+            R.click_objects(widget, size, objects, shift=3.0 * p)
+            out = widget.guards.output_layer(False)
+            before = out.data.copy()
+            secs = R.propagate(widget, frames)
+            changed = int((out.data != before).sum())
+            digest = hashlib.sha1(before.tobytes()).hexdigest()
+            del before
+            print(f"| propagation {p + 1} | {R.rss_mib():.0f} | {R.undo_bytes(out) / 2**20:.1f} | "
+                  f"{len(out._undo_history)} | {changed:,} | {secs:.0f} |", flush=True)
+        after = hashlib.sha1(out.data.tobytes()).hexdigest()
+        out.undo()
+        undone = hashlib.sha1(out.data.tobytes()).hexdigest() == digest
+        out.redo()
+        redone = hashlib.sha1(out.data.tobytes()).hexdigest() == after
+        print(f"\nundo of the last propagation restores the labels exactly: {undone}; redo re-applies it: {redone}")
+        viewer.close()
+    finally:
+        if d is not None:
+            d.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--frames", type=int, default=80)
     ap.add_argument("--repropagate", type=int, default=20)
+    ap.add_argument("--widget", action="store_true", help="measure the widget's undo history instead")
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--objects", type=int, default=2)
+    ap.add_argument("--propagations", type=int, default=3)
     args = ap.parse_args()
+    if args.widget:
+        widget_run(args.frames, args.size, args.objects, args.propagations)
+        return
     torch.set_num_threads(2)
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:64, :64]

@@ -1,10 +1,11 @@
-"""Frames per second for 1, 5 and 20 objects: batched (default) vs one object at a time.
+"""Frames per second for many objects: batched (default) vs one object at a time, and memory per object.
 
     python benchmarks/bench_objects.py [--objects 1 5 20] [--frames 20] [--config sam2.1_test_micro]
         [--image-size 256] [--device auto]
 
 One-at-a-time mimics the official predictor's per-object loop by forcing every object
-into its own batch. Random weights.
+into its own batch. Memory per object: the session's device state plus its host history after
+the propagation, divided by the number of objects. Random weights.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from napari_sam2.engine import clip as clip_module
 from napari_sam2.model.testing import random_model
 
 
-def run(model, frames, n_obj: int, batched: bool) -> float:
+def run(model, frames, n_obj: int, batched: bool) -> tuple[float, float]:
     session = VideoSession(model, frames)
     for k in range(n_obj):
         r, c = 8 + (k * 13) % 48, 8 + (k * 29) % 48
@@ -38,9 +39,12 @@ def run(model, frames, n_obj: int, batched: bool) -> float:
         n = sum(1 for _ in session.propagate())
         if model.device.type == "cuda":
             torch.cuda.synchronize()
-        return n / (time.perf_counter() - t0)
+        fps = n / (time.perf_counter() - t0)
+        held = session.state_bytes + sum(session.history_bytes.values())
+        return fps, held / n_obj
     finally:
         clip_module.Clip._track_group = original
+        session.close()
 
 
 def main() -> None:
@@ -56,12 +60,12 @@ def main() -> None:
     frames = (rng.random((args.frames, 64, 64)) * 255).astype(np.uint8)
     run(model, frames[:3], 2, True)  # warm-up (allocator, kernels)
     print(f"{args.config} at {model.image_size} px on {model.device}, {args.frames} frames\n")
-    print("| objects | batched frames/s | one-by-one frames/s | speed-up |")
-    print("|---|---|---|---|")
+    print("| objects | batched frames/s | one-by-one frames/s | speed-up | KiB per object |")
+    print("|---|---|---|---|---|")
     for n in args.objects:
-        b = run(model, frames, n, True)
-        s = run(model, frames, n, False)
-        print(f"| {n} | {b:.2f} | {s:.2f} | {b / s:.2f}x |", flush=True)
+        b, per_obj = run(model, frames, n, True)
+        s, _ = run(model, frames, n, False)
+        print(f"| {n} | {b:.2f} | {s:.2f} | {b / s:.2f}x | {per_obj / 1024:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Public API (imported lazily so that plugin discovery stays cheap)::
 
-    from napari_sam2 import load_model, ImagePredictor, VideoSession, FrameStream, segment_video
+    from napari_sam2 import load_model, ImagePredictor, VideoSession, FrameStream, MaskGenerator, segment_video
+    from napari_sam2 import MaskFilter, Everything, Lineage, Cleanup   # segment everything, lineage, clean-up
 
 and the errors (:mod:`napari_sam2.errors`). Prompts, results and layer adapters live in their
 modules: ``napari_sam2.engine.prompts``, ``napari_sam2.engine.results``, ``napari_sam2.api``.
@@ -20,6 +21,11 @@ _EXPORTS = {
     "ImagePredictor": "napari_sam2.engine.image_predictor",
     "VideoSession": "napari_sam2.engine.video_session",
     "FrameStream": "napari_sam2.engine.stream",
+    "MaskGenerator": "napari_sam2.engine.mask_generator",
+    "MaskFilter": "napari_sam2.engine.everything",
+    "Everything": "napari_sam2.engine.track_all",
+    "Lineage": "napari_sam2.engine.lineage",
+    "Cleanup": "napari_sam2.engine.cleanup",
     "segment_video": "napari_sam2.api",
     **{name: "napari_sam2.errors" for name in (
         "Sam2Error", "InputError", "PromptError", "OutputError", "CheckpointError", "DownloadError",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ._cli_tracking import track_output_path
 from .errors import InputError, PromptError
 from .io.partial_files import check_folder_writable
 from .io.dicom import DICOM_SUFFIXES
@@ -107,10 +108,13 @@ class Job:
     table: Path | None = None
     ctc: Path | None = None
     prompt_error: PromptError | None = None
+    geff: Path | None = None  # a GEFF graph (a zarr folder)
+    trackmate: Path | None = None  # a TrackMate XML file
 
     def outputs(self) -> list[tuple[Path, str]]:
         """(path, option) of each output file or folder."""
-        items = [(self.out, "--out"), (self.table, "--table"), (self.ctc, "--ctc")]
+        items = [(self.out, "--out"), (self.table, "--table"), (self.ctc, "--ctc"), (self.geff, "--geff"),
+                 (self.trackmate, "--trackmate")]
         return [(p, opt) for p, opt in items if p is not None]
 
     def check_writable(self) -> None:
@@ -119,7 +123,7 @@ class Job:
             check_folder_writable(path if option == "--ctc" else path.parent, option)
 
     def existing(self) -> list[Path]:
-        found = [p for p in (self.out, self.table) if p is not None and p.exists()]
+        found = [p for p in (self.out, self.table, self.geff, self.trackmate) if p is not None and p.exists()]
         if self.ctc is not None and self.ctc.is_dir():
             if any(self.ctc.glob("mask*.tif")) or (self.ctc / "man_track.txt").exists():
                 found.append(self.ctc)
@@ -129,9 +133,11 @@ class Job:
 def plan_jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[list[Job], bool, list[str]]:
     stacks, batch, notes = expand_stacks(args.stacks)
     out = Path(args.out).expanduser()
-    prompts = Path(args.prompts).expanduser()
+    prompts = Path(args.prompts).expanduser() if args.prompts else None  # optional with --everything
     table = Path(args.table).expanduser() if args.table else None
     ctc = Path(args.ctc).expanduser() if args.ctc else None
+    geff = Path(args.geff).expanduser() if getattr(args, "geff", None) else None
+    trackmate = Path(args.trackmate).expanduser() if getattr(args, "trackmate", None) else None
     zarr_out = out.suffix.lower() == ".zarr"
     if batch and out.suffix.lower() in LABEL_SUFFIXES:
         parser.error(f"with several stacks, --out is a folder (one <name>_labels.tif per stack), not {out.name}.")
@@ -148,8 +154,10 @@ def plan_jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tupl
             out=out / f"{stem}_labels.tif" if batch or (out.is_dir() and not zarr_out) else out,
             table=None if table is None else (table / f"{stem}_objects.csv" if batch or table.is_dir() else table),
             ctc=None if ctc is None else (ctc / stem if batch else ctc),
+            geff=track_output_path(geff, "--geff", stem, batch, parser),
+            trackmate=track_output_path(trackmate, "--trackmate", stem, batch, parser),
         )
-        if prompts.is_dir():
+        if prompts is not None and prompts.is_dir():
             try:
                 job.prompts = match_prompts(prompts, stack)
             except PromptError as err:
@@ -157,7 +165,7 @@ def plan_jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tupl
         jobs.append(job)
     outs: dict[Path, Path] = {}
     for job in jobs:
-        for p in (job.out, job.table):
+        for p in (job.out, job.table, job.geff, job.trackmate):
             if p is None:
                 continue
             key = p.resolve()

@@ -39,6 +39,10 @@ def temp_names(job: Job) -> list[Path]:
         paths.append(hidden_sibling(job.table, "partial"))
     if job.ctc is not None:
         paths.append(job.ctc.with_name(f".{job.ctc.name}.partial"))
+    if getattr(job, "geff", None) is not None:
+        paths.append(job.geff.with_name(f".{job.geff.name}.partial"))
+    if getattr(job, "trackmate", None) is not None:
+        paths.append(hidden_sibling(job.trackmate, "partial"))
     return paths
 
 

@@ -35,11 +35,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from .engine.cleanup import Cleanup
 from .engine.frames import as_array_like
 from .engine.layout import DIRECTIONS, guess_layout
 from .engine.prompt_arrays import build_prompts
 from .engine.prompts import PromptSet
+from .engine.lineage import Lineage
 from .engine.results import FrameResult
+from .engine.track_all import Everything, run_everything
 from .errors import InputError, PromptError
 from .io import ObjectTable, labels_dtype, tracks_from_table
 from .io.channel_view import channels_last
@@ -102,6 +105,10 @@ def iter_results(session: Any, prompts: PromptSet, direction: str,
     yield from session.propagate(direction, cancel=cancel)
 
 
+def _nothing(x: Any) -> bool:
+    return x is None or (hasattr(x, "__len__") and len(x) == 0)
+
+
 def _progress_callback(progress: Any, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:
     if progress is None or progress is False:
         return (lambda done: None), (lambda: None)
@@ -133,6 +140,9 @@ def segment_video(
     progress: bool | Callable[[int, int], Any] | None = None,
     cancel: threading.Event | None = None,
     table: ObjectTable | None = None,
+    cleanup: Cleanup | None = None,
+    everything: bool | Everything = False,
+    lineage: Lineage | None = None,
     **session_kwargs: Any,
 ) -> np.ndarray:
     """Segment and track the prompted objects through ``frames``; return the labels.
@@ -150,7 +160,12 @@ def segment_video(
     ``history_ram_bytes``, ``spill_dir``) go to ``VideoSession``.
     ``progress``: True for a tqdm bar, or ``callable(done, total)`` after each frame.
     ``cancel``: a ``threading.Event``; when set, the frames done so far are returned.
-    ``table``: an :func:`object_table` filled with one row per object and frame.
+    ``table``: an :func:`object_table` filled with one row per object and frame (SAM 2's masks).
+    ``cleanup``: a :class:`~napari_sam2.engine.cleanup.Cleanup` applied to each labels frame
+    (holes, islands, opening / closing), then along ``axis`` (one-frame flickers); docs/cleanup.md.
+    ``everything``: True or an :class:`~napari_sam2.engine.track_all.Everything` (filters, new objects
+    every N frames, divisions): segment every object SAM 2's mask generator finds on a frame and
+    track them all; prompts are optional then. ``lineage``: a ``Lineage`` that receives the divisions.
 
     Returns an array of shape ``frames.shape`` without channels, one id per object, in the
     smallest unsigned dtype that holds the largest id.
@@ -161,6 +176,8 @@ def segment_video(
     if unknown:
         raise TypeError(f"segment_video() got unexpected arguments {sorted(unknown)}; "
                         f"VideoSession options are {list(_SESSION_KWARGS)}.")
+    if cleanup is not None and not isinstance(cleanup, Cleanup):
+        raise InputError(f"cleanup must be a napari_sam2.engine.cleanup.Cleanup, not {type(cleanup).__name__}.")
     if isinstance(frames, (str, os.PathLike)):
         from .io import read_stack
 
@@ -171,27 +188,41 @@ def segment_video(
                                  point_labels=point_labels, box_ids=box_ids, model=model, device=device,
                                  image_size=image_size, axis=axis, direction=direction, channel=channel,
                                  intensity_range=intensity_range, progress=progress, cancel=cancel,
-                                 table=table, **session_kwargs)
+                                 table=table, cleanup=cleanup, everything=everything, lineage=lineage,
+                                 **session_kwargs)
     data = as_array_like(frames)
     layout = guess_layout(data, axis, session_kwargs.get("rgb"), channel)
-    ps = build_prompts(layout, points, boxes, masks, prompts=prompts, point_ids=point_ids,
-                       point_labels=point_labels, box_ids=box_ids)
+    ev = Everything() if everything is True else everything or None
+    if ev is not None:
+        ev.check(layout)
+    no_prompts = ev is not None and prompts is None and all(_nothing(x) for x in (points, boxes, masks))
+    ps = PromptSet() if no_prompts else build_prompts(layout, points, boxes, masks, prompts=prompts,
+                                                     point_ids=point_ids, point_labels=point_labels, box_ids=box_ids)
     net = get_model(model, device, image_size)
     from .engine.video_session import VideoSession
 
-    dtype = labels_dtype(max(ps.obj_ids))
+    dtype = np.dtype(np.uint32) if ev is not None else labels_dtype(max(ps.obj_ids))
     labels = np.zeros(layout.labels_shape, dtype)
-    step, done = _progress_callback(progress, layout.count_frames(ps, direction))
+    total = (ev.count_visits(layout, direction, min(layout.starts(ps).values(), default=None))
+             if ev is not None else layout.count_frames(ps, direction))
+    step, done = _progress_callback(progress, total)
     try:
         with VideoSession(net, data, axis, channel=channel, intensity_range=intensity_range,
                           **session_kwargs) as session:
-            for i, result in enumerate(iter_results(session, ps, direction, cancel), 1):
-                labels[result.key] = result.to_labels(dtype)
+            results = (iter_results(session, ps, direction, cancel) if ev is None else
+                       run_everything(session, ev, direction, ps, cancel, lineage=lineage))
+            for i, result in enumerate(results, 1):
+                plane = result.to_labels(dtype)
+                labels[result.key] = cleanup.apply(plane) if cleanup is not None else plane
                 if table is not None:
                     table.add(result)
                 step(i)
     finally:
         done()
+    if cleanup is not None and cleanup.drop_flicker:
+        from .engine.flicker import drop_flicker_array
+
+        drop_flicker_array(labels, layout.axis)
     return labels
 
 
@@ -252,8 +283,9 @@ def add_labels_to_viewer(viewer: Any, labels: np.ndarray, name: str = "SAM 2", *
 
 
 def add_tracks_to_viewer(viewer: Any, source: Any, name: str = "SAM 2 tracks", *, image_layer: Any = None,
-                         **kwargs: Any) -> Any:
-    """A Tracks layer of object centroids from an ObjectTable, a (T, Y, X) labels array or (N, 4) tracks."""
+                         lineage: Any = None, **kwargs: Any) -> Any:
+    """A Tracks layer of object centroids from an ObjectTable, a (T, Y, X) labels array or (N, 4) tracks;
+    a :class:`~napari_sam2.engine.lineage.Lineage` adds its divisions as the layer's ``graph``."""
     if isinstance(source, ObjectTable):
         data = tracks_from_table(source)
     else:
@@ -261,4 +293,8 @@ def add_tracks_to_viewer(viewer: Any, source: Any, name: str = "SAM 2 tracks", *
         data = arr if arr.ndim == 2 and arr.shape[1] == 4 and arr.dtype.kind == "f" else tracks_from_labels(arr)
     if len(data) == 0:
         raise InputError("There are no tracks to show: no object is present on any frame.")
+    if lineage is not None:
+        from .io.tracks import tracks_graph
+
+        kwargs.setdefault("graph", tracks_graph(data, lineage))
     return viewer.add_tracks(data, name=name, **_layer_transform(image_layer, 3), **kwargs)

@@ -3,6 +3,7 @@
     napari-sam2 segment movie.tif --prompts clicks.csv --out movie_labels.tif
     napari-sam2 segment movies/ --prompts prompts/ --out results/ --table results/ --ctc ctc/
     napari-sam2 models
+    napari-sam2 demo-live        # live tracking of a synthetic acquisition in napari (_cli_demo.py)
 
 See docs/cli.md. Exit codes: 0 ok (outputs that exist are skipped with a message), 1 other
 error (e.g. an output that cannot be written), 2 usage error, 3 unreadable input stack,
@@ -36,10 +37,13 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ._cli_batch import add_cluster_options, run_on_cluster
+from ._cli_demo import add_demo_parser
+from ._cli_everything import add_everything_options, everything_notices, everything_of
 from ._cli_plan import Job, plan_jobs
 from ._cli_signals import Terminated, interrupt_status, terminate_as_interrupt
 from ._cli_stacks import describe_stack, open_labels_writer, read_prompt_file
 from ._cli_summary import LOCAL_WORKER, BatchSummary, skip_note
+from ._cli_tracking import add_tracking_options, lineage_of, prepare_tracking, write_track_outputs
 from .errors import Cancelled, CheckpointError, DeviceError, InputError, PromptError, Sam2Error
 from .io.labels_sink import LabelsSink
 
@@ -137,6 +141,8 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
 
     from ._cli_stacks import session_settings
     from .api import iter_results
+    from .engine.prompts import PromptSet
+    from .engine.track_all import run_everything
     from .engine.video_session import VideoSession
     from .io import ObjectTable, read_stack
     from .io.ctc import publish_ctc, write_ctc
@@ -144,7 +150,7 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
 
     if job.prompt_error is not None:
         raise job.prompt_error
-    with read_stack(job.stack, level=args.level) as stack, PartialOutputs() as temp:
+    with read_stack(job.stack, level=args.level) as stack, PartialOutputs() as temp, everything_notices(console):
         for note in stack.notes:
             console.info(note)
         info = describe_stack(stack, args.axis, args.channel)
@@ -153,8 +159,11 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
         layout = info.layout
         if job.ctc is not None and len(info.axes) > 4:
             raise InputError(f"--ctc needs (T, Y, X) or (T, Z, Y, X) labels; {job.stack.name} gives {info.axes}.")
-        assert job.prompts is not None
-        prompts = read_prompt_file(job.prompts, layout)  # a session file (*.sam2.json) replays its calls
+        cleanup = prepare_tracking(job, info, args)  # --fill-holes ... --drop-flicker; --geff checks
+        ev = args.everything_run if getattr(args, "everything_run", None) else None  # --everything
+        if ev is not None:
+            ev.check(layout)
+        prompts = read_prompt_file(job.prompts, layout) if job.prompts is not None else PromptSet()
         session_kw, mismatch = session_settings(prompts, info.data, args.axis, args.channel)
         for note in mismatch:
             console.note(note)
@@ -162,14 +171,18 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
         ensure_folder(job.out.parent, "--out")
         zarr_out = job.out.suffix.lower() == ".zarr"  # a chunked label image: frames land in any order
         partial = temp.folder(job.out) if zarr_out else temp.file(job.out)
-        in_order = zarr_out or layout.in_page_order(prompts, args.direction)
+        start = min(layout.starts(prompts).values(), default=None)
+        way = args.direction if ev is None else ev.direction(args.direction)
+        in_order = (zarr_out and not cleanup.drop_flicker) or (
+            layout.in_page_order(prompts, way) if ev is None else way == "forward" or min(start or 0, ev.frame) == 0)
         spool = None if in_order else temp.file(job.out, "spool")
         outer_names = [a.lower() for i, a in enumerate(info.axes[:-2]) if i != args.axis]
         table = ObjectTable.for_stack(stack, index_names=outer_names) if job.table is not None else None
         try:
-            writer = open_labels_writer(partial, zarr_out, info, max(prompts.obj_ids))
+            writer = open_labels_writer(partial, zarr_out, info, 2**32 - 1 if ev else max(prompts.obj_ids))
             temp.on_cleanup(writer.abort)
-            sink = LabelsSink(writer, layout.leading_shape, spool)
+            flickers = cleanup.wrap_writer(writer, layout.leading_shape, layout.axis)  # the writer, or a filter
+            sink = LabelsSink(flickers, layout.leading_shape, spool)
             temp.on_cleanup(sink.close)
         except OSError as exc:
             raise output_error(job.out, exc, "--out") from None
@@ -177,14 +190,17 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
         try:
             with VideoSession(model, info.data, args.axis, channel=args.channel, rgb=layout.rgb,
                               feature_cache_bytes=CLI_FEATURE_CACHE, **session_kw) as session, \
-                    tqdm(total=layout.count_frames(prompts, args.direction), desc=job.stack.name, unit="frame",
-                         file=sys.stderr, disable=args.quiet, leave=False) as bar:
-                for result in iter_results(session, prompts, args.direction):
-                    sink.put(result.key, result.to_labels(writer.dtype))
+                    tqdm(total=ev.count_visits(layout, way, start) if ev else layout.count_frames(prompts, way),
+                         desc=job.stack.name, unit="frame", file=sys.stderr, disable=args.quiet,
+                         leave=False) as bar:
+                results = run_everything(session, ev, way, prompts) if ev else iter_results(session, prompts, way)
+                for result in results:
+                    sink.put(result.key, cleanup.apply(result.to_labels(writer.dtype)))
                     if table is not None:
                         table.add(result)
                     bar.update(1)
                     visited += 1
+                n_objects = len(session.obj_ids)  # --everything finds them; closing the session forgets them
             sink.finish()
             if job.table is not None and table is not None:
                 ensure_folder(job.table.parent, "--table")
@@ -193,24 +209,29 @@ def run_job(job: Job, args: argparse.Namespace, models: ModelLoader, console: _C
             if job.ctc is not None:
                 ensure_folder(job.ctc.parent, "--ctc")
                 ctc_tmp = temp.folder(job.ctc)
-                write_ctc(ctc_tmp, _label_frames(partial), n_frames=layout.leading_shape[0])
+                write_ctc(ctc_tmp, _label_frames(partial), n_frames=layout.leading_shape[0],
+                          lineage=lineage_of(session))
+            tracks = write_track_outputs(job, temp, lambda: _label_frames(partial), lineage_of(session), info)
             # everything is written: rename into place, the labels last (it exists only when all is done)
             if job.table is not None:
                 temp.publish(table_tmp, job.table)
             if job.ctc is not None:
                 publish_ctc(ctc_tmp, job.ctc)
+            for tmp, final in tracks:  # --geff, --trackmate
+                temp.publish(tmp, final)
             temp.publish(partial, job.out)
         except OSError as exc:
             if exc.errno in OUTPUT_ERRNOS:  # disk full, quota, file size limit
                 raise output_error(job.out, exc, "--out") from None
             raise
-    line = f"{job.stack.name}: {len(prompts.obj_ids)} object(s), {visited} frame(s) -> {job.out}"
-    return JobDone(line, len(prompts.obj_ids), visited)
+    line = f"{job.stack.name}: {n_objects} object(s), {visited} frame(s) -> {job.out}"
+    return JobDone(line, n_objects, visited)
 
 
 # ------------------------------------------------------------------------- commands
 def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser, console: _Console) -> int:
     check_model_spec(args.model)
+    args.everything_run = everything_of(args, parser)
     jobs, batch, notes = plan_jobs(args, parser)
     for note in notes:
         console.info(note)
@@ -300,9 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("stacks", nargs="+", metavar="STACK",
                      help="TIFF / OME-TIFF / .npy stack, video clip, DICOM file or series folder, zarr / "
                           "OME-Zarr, folder of image frames; or a folder of stacks or a glob (batch mode)")
-    seg.add_argument("--prompts", required=True, metavar="PROMPTS",
+    seg.add_argument("--prompts", metavar="PROMPTS",
                      help="napari Points CSV, Shapes CSV or labels TIFF; in batch mode also a folder of "
-                          "<name>_prompts.csv / <name>.csv / <name>_prompts.tif ... files")
+                          "<name>_prompts.csv / <name>.csv / <name>_prompts.tif ... files (optional with "
+                          "--everything)")
     seg.add_argument("--out", required=True, metavar="LABELS.tif",
                      help="labels TIFF, or a .zarr folder (chunked OME-Zarr, for huge inputs), to write; in "
                           "batch mode a folder (<name>_labels.tif per stack)")
@@ -327,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip the stack)")
     seg.add_argument("--quiet", action="store_true", help="no progress bars or information messages")
     seg.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_everything_options(seg)  # --everything, --discover-every, --divisions, filters (_cli_everything.py)
+    add_tracking_options(seg)  # --fill-holes ... --drop-flicker, --geff, --trackmate (_cli_tracking.py)
     add_cluster_options(seg)  # --workers / --scheduler / --resources (docs/cli.md, "Batch on a cluster")
     seg.set_defaults(func=cmd_segment)
 
@@ -334,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="List the SAM 2 / 2.1 checkpoints by name and whether they are cached.")
     mod.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     mod.set_defaults(func=cmd_models, quiet=False)
+    add_demo_parser(sub, _device, _image_size)  # demo-live (_cli_demo.py)
     return parser
 
 

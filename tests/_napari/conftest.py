@@ -32,6 +32,14 @@ def add_box(layer, frame, r0, c0, r1, c1):
     layer.add_rectangles(rect)
 
 
+@pytest.fixture(autouse=True)
+def settings_dir(tmp_path_factory, monkeypatch):
+    """Each test's widgets remember their settings in a folder of its own (never the user's)."""
+    path = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("NAPARI_SAM2_CONFIG_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def notes(monkeypatch):
     """Every notification the widget shows, as (level, text)."""

@@ -199,12 +199,29 @@ def _latest(results):
 
 
 def _review(results, threshold):
-    """The review list expected from real FrameResults: (object, frame) pairs whose latest result is
-    absent or scores below ``threshold``, as the widget words them, and how many pairs there are."""
+    """The review list expected from real FrameResults: the (object, frame) pairs whose latest result
+    is absent or scores below ``threshold``, grouped into runs of consecutive frames per object and
+    worded as the widget words them: [(row text, first frame)], doubtful pairs, all pairs."""
     latest = _latest(results)
-    lost = [(o, f, "absent" if not p else f"low score {s:.2f}")
-            for (o, f), (s, p) in sorted(latest.items()) if not p or s < threshold]
-    return [(f"object {o} - frame {f} - {why}", f) for o, f, why in lost], len(latest)
+    bad = [(o, f) for (o, f), (s, p) in sorted(latest.items()) if not p or s < threshold]
+    runs: list[list[tuple[int, int]]] = []
+    for o, f in bad:
+        if runs and runs[-1][-1] == (o, f - 1):
+            runs[-1].append((o, f))
+        else:
+            runs.append([(o, f)])
+    rows = []
+    for run in runs:
+        (o, a), (_, b) = run[0], run[-1]
+        absent = sum(not latest[k][1] for k in run)
+        low = min((latest[k][0] for k in run if latest[k][1]), default=None)
+        if a == b:
+            rows.append((f"object {o} - frame {a} - " + ("absent" if absent else f"low score {low:.2f}"), a))
+            continue
+        why = "absent" if absent == len(run) else f"lowest score {low:.2f}"
+        rows.append((f"object {o} - frames {a}-{b} ({len(run)}) - " + (f"{absent} absent, " if 0 < absent < len(run)
+                                                                      else "") + why, a))
+    return rows, len(bad), len(latest)
 
 
 GRID = [k / 100 for k in range(101)]  # the values the threshold box (two decimals) can hold
@@ -266,20 +283,22 @@ def test_propagate_forward_progress_and_review_list(w, viewer, qtbot, engine, re
     assert w.propagate_btn.isEnabled() and w.model_combo.isEnabled() and not w.cancel_btn.isEnabled()
 
     # the review list follows the threshold set in the widget, computed from the real results
-    lost, pairs = _review(engine.frames(w.session), high)
+    lost, doubtful, pairs = _review(engine.frames(w.session), high)
     split = _threshold_splitting(again)
     assert lost != _review(engine.frames(w.session), split)[0]  # a lower threshold lists less
-    assert _items(w) == [text for text, _ in lost] and len(lost) == pairs == 10
-    w.lost_list.itemDoubleClicked.emit(w.lost_list.item(0))  # object 1, frame 5
-    assert lost[0][1] == 5 and viewer.dims.current_step[0] == 5
+    assert _items(w) == [text for text, _ in lost] and doubtful == pairs == 10
+    assert len(lost) == 2  # one row per object: frames 5-9
+    w.obj_spin.setValue(2)
+    w.lost_list.itemDoubleClicked.emit(w.lost_list.item(0))  # object 1, frames 5-9
+    assert lost[0][1] == 5 and viewer.dims.current_step[0] == 5 and w.obj_spin.value() == 1
 
     # a lower threshold, then propagate again from there: entries whose new result passes go away
     w.threshold_spin.setValue(split)
     assert w.threshold_spin.value() == pytest.approx(split)
     w.propagate()
     wait_idle(qtbot, w)
-    lost, pairs = _review(engine.frames(w.session), split)
-    assert 0 < len(lost) < pairs  # this threshold separates some tracked pairs from the others
+    lost, doubtful, pairs = _review(engine.frames(w.session), split)
+    assert 0 < doubtful < pairs  # this threshold separates some tracked pairs from the others
     assert _items(w) == [text for text, _ in lost]
 
 

@@ -246,3 +246,89 @@ def test_a_uint16_stream_holds_the_range_estimated_at_the_first_read(model, fram
     assert live.intensity_range == held
     with pytest.raises(InputError, match="axis=0"):
         VideoSession(model, FrameStream(SHAPE, np.uint8), axis=1)
+
+
+def test_a_byte_budget_keeps_the_newest_frames_in_ram_and_the_rest_on_disk(frames, tmp_path):
+    fb = SHAPE[0] * SHAPE[1]
+    s = FrameStream(SHAPE, np.uint8, max_bytes=5 * fb + 7, spill_dir=tmp_path)
+    for k, f in enumerate(frames):
+        s.append(f)
+        assert s.ram_bytes == min(k + 1, 5) * fb <= s.max_bytes
+        assert s.disk_bytes == max(k + 1 - 5, 0) * fb
+    np.testing.assert_array_equal(s[:], np.stack(frames))  # read back from disk and RAM alike
+    assert not s.frame(0).flags.writeable and not s.frame(19).flags.writeable
+    assert list(tmp_path.iterdir()) == []  # the spill file has no name on disk
+    s.close()
+    np.testing.assert_array_equal(s[3], frames[3])  # closing ends the appends, not the reading
+    s.release()
+    assert s.ram_bytes == s.disk_bytes == 0
+    with pytest.raises(InputError, match="released"):
+        s[3]
+    with pytest.raises(InputError, match="max_bytes"):
+        FrameStream(SHAPE, np.uint8, max_bytes=-1)
+    with pytest.raises(InputError, match="spill_dir"):
+        FrameStream(SHAPE, np.uint8, max_bytes=0, spill_dir=tmp_path / "missing")
+
+
+def test_keep_last_with_a_byte_budget_reuses_the_disk_slots(frames):
+    fb = SHAPE[0] * SHAPE[1]
+    s = FrameStream(SHAPE, np.uint8, keep_last=6, max_bytes=2 * fb)
+    for f in frames:
+        s.append(f)
+        assert s.ram_bytes <= 2 * fb and s.disk_bytes <= 4 * fb
+    assert s.first_kept == 14 and s.disk_bytes == 4 * fb
+    np.testing.assert_array_equal(s[14:], np.stack(frames[14:]))
+    with pytest.raises(InputError, match="dropped"):
+        s[13]
+
+
+def test_a_producer_far_ahead_with_a_byte_budget_tracks_like_offline(model, frames, offline_one):
+    fb = SHAPE[0] * SHAPE[1]
+    stream = FrameStream.from_iter(iter(frames), max_bytes=3 * fb)  # all 20 frames arrive before tracking
+    stream.producer.join(JOIN_S)
+    assert stream.closed and stream.ram_bytes == 3 * fb and stream.disk_bytes == 17 * fb
+    live = VideoSession(model, stream)
+    live.add_points(0, 1, [[24, 20]], [1])
+    got = list(live.propagate("forward", follow=True))  # drop="none": every frame, read back from disk
+    assert len(got) == 20
+    for a, b in zip(got, offline_one):
+        same(a, b)
+
+
+def rss_bytes() -> int:
+    import os
+
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/statm"), reason="needs Linux /proc")
+def test_the_process_memory_stays_under_the_budget_while_the_producer_runs_far_ahead():
+    shape, n, budget = (1024, 1024), 160, 8 * 2**20  # 160 MiB of frames, 8 MiB of RAM
+    frame = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
+    s = FrameStream(shape, np.uint8, max_bytes=budget)
+    before = rss_bytes()
+    for k in range(n):
+        frame[0, 0] = k  # each frame differs
+        s.append(frame)
+    grown = rss_bytes() - before
+    assert s.ram_bytes <= budget and s.disk_bytes == n * 2**20 - s.ram_bytes
+    assert grown < budget + 32 * 2**20, f"RSS grew by {grown / 2**20:.0f} MiB for an 8 MiB budget"
+    assert int(s[37][0, 0]) == 37 and int(s[n - 1][0, 0]) == n - 1
+    s.release()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the crash is the test
+def test_a_producer_thread_that_dies_without_closing_the_stream_ends_the_wait(frames):
+    stream = FrameStream(SHAPE, np.uint8)
+
+    def camera_thread():
+        for f in frames[:3]:
+            stream.append(f)
+        raise RuntimeError("driver crashed")  # never calls stream.fail
+
+    stream.producer = threading.Thread(target=camera_thread, daemon=True)
+    stream.producer.start()
+    with pytest.raises(InputError, match="ended without closing the stream, so frame 3 will never come"):
+        stream.wait_for(3)  # no timeout: it would hang without the check
+    assert len(stream) == 3 and stream.wait_for(2)

@@ -82,3 +82,52 @@ def test_bad_frames(tmp_path):
         write_ctc(tmp_path / "a", [np.zeros((4, 4), np.float32)])
     with pytest.raises(InputError, match="negative"):
         write_ctc(tmp_path / "b", [np.full((4, 4), -1, np.int16)])
+
+
+# ----------------------------------------------------------------------------- divisions
+DIVIDING = [{1: (1, 1), 4: (6, 6)}] * 3 + [{2: (0, 0), 3: (2, 2), 4: (6, 6)}, {2: (0, 0), 4: (6, 6)},
+                                             {2: (0, 0), 3: (2, 3), 4: (6, 6)}]  # 1 -> 2 + 3 on frame 3; 3 gaps
+
+
+def _dividing_frames():
+    for spots in DIVIDING:
+        labels = np.zeros((8, 8), np.uint16)
+        for obj, (r, c) in spots.items():
+            labels[r:r + 2, c:c + 2] = obj
+        yield labels
+
+
+def _read_man_track(path):
+    rows = [tuple(int(v) for v in line.split()) for line in path.read_text().splitlines() if line.strip()]
+    assert all(len(r) == 4 for r in rows)
+    return rows
+
+
+def test_lineage_gives_daughters_their_parents_track(tmp_path):
+    from napari_sam2.engine.lineage import Lineage
+
+    lineage = Lineage()
+    lineage.add_division(1, [2, 3], 3)
+    tracks = write_ctc(tmp_path, _dividing_frames(), lineage=lineage)
+    rows = _read_man_track(tmp_path / "man_track.txt")
+    assert rows == [(t.label, t.begin, t.end, t.parent) for t in tracks]
+    assert rows == [(1, 0, 2, 0), (2, 3, 5, 1), (3, 3, 3, 1), (4, 0, 5, 0), (5, 5, 5, 3)]
+    by_label = {t.label: t.obj_id for t in tracks}
+    assert by_label == {1: 1, 2: 2, 3: 3, 4: 4, 5: 3}  # label 5: object 3 after its gap (the gap rule)
+    masks = _read_masks(tmp_path, len(DIVIDING))
+    for label, begin, end, parent in rows:  # CTC rules: consecutive frames, parents end first
+        assert [t for t, m in enumerate(masks) if (m == label).any()] == list(range(begin, end + 1))
+        if parent:
+            assert next(r for r in rows if r[0] == parent)[2] < begin
+    # without the lineage the daughters are roots
+    plain = write_ctc(tmp_path / "plain", _dividing_frames())
+    assert [t.parent for t in plain if t.obj_id in (2, 3)] == [0, 0, 3]
+
+
+def test_a_parent_that_never_appears_gives_no_parent(tmp_path):
+    from napari_sam2.engine.lineage import Lineage
+
+    lineage = Lineage()
+    lineage.add_division(9, [2, 3], 3)
+    tracks = write_ctc(tmp_path, _dividing_frames(), lineage=lineage)
+    assert [(t.label, t.parent) for t in tracks] == [(1, 0), (2, 0), (3, 0), (4, 0), (5, 3)]

@@ -126,3 +126,30 @@ def test_tracks_refuse_duplicate_times():
     with pytest.raises(InputError, match="several rows"):
         tracks_from_table(table)
     np.testing.assert_allclose(tracks_from_table(table, time="index_0")[:, :2], [[1, 0], [1, 1]])
+
+
+def test_division_graph_goes_into_a_napari_tracks_layer(tmp_path):
+    from napari.layers import Tracks
+
+    from napari_sam2.engine.lineage import Lineage
+    from napari_sam2.io.tracks import tracks_graph, tracks_layer_data
+
+    table = ObjectTable()
+    for t in range(3):
+        table.add(_result(t, {1: (2, 2, 4, 4), 2: None, 3: None, 5: (8, 8, 9, 9)}, present=[True, False, False, True]))
+    for t in range(3, 6):
+        table.add(_result(t, {1: None, 2: (0, 0, 2, 2), 3: (5, 5, 7, 7), 5: (8, 8, 9, 9)},
+                          present=[False, True, True, True]))
+    lineage = Lineage()
+    lineage.add_division(1, [2, 3], 3)
+    lineage.add_division(7, [8, 9], 4)  # objects never tracked: left out of the graph
+    path = table.write_csv(tmp_path / "objects.csv")
+    data, graph = tracks_layer_data(path, lineage)
+    assert graph == {2: [1], 3: [1]}
+    layer = Tracks(data, graph=graph)
+    assert layer.graph == {2: [1], 3: [1]}
+    assert sorted(np.unique(layer.data[:, 0]).tolist()) == [1, 2, 3, 5]
+    first = {int(tid): data[data[:, 0] == tid, 1].min() for tid in (2, 3)}
+    last_parent = data[data[:, 0] == 1, 1].max()
+    assert all(f > last_parent for f in first.values())  # daughters start after the parent ends
+    assert tracks_graph(data, None) == {} and tracks_graph(data[:0], lineage) == {}

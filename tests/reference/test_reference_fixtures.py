@@ -24,6 +24,7 @@ from _reference_runner import (
     logits_close,
     model_for,
     reference_dir,
+    run_amg_generate,
     run_image_steps,
     run_video_steps,
 )
@@ -34,7 +35,11 @@ IDS = [p.stem for p in CASES]
 
 
 def _steps(path: Path) -> list[dict]:
-    return json.loads(path.read_text())["steps"]
+    return json.loads(path.read_text()).get("steps", [])
+
+
+def is_amg(path: Path) -> bool:
+    return json.loads(path.read_text()).get("op") == "amg_generate"
 
 
 def _array_names(path: Path) -> list[str]:
@@ -60,7 +65,7 @@ def has_video_steps(path: Path) -> bool:
 def has_hole_counts(path: Path) -> bool:
     names = set(_array_names(path))
     return any("lowres_pixels_in_background_components_le_8px" in ev and f"e{ev['event']:03d}_lowres_logits" in names
-               for ev in json.loads(path.read_text())["events"])
+               for ev in json.loads(path.read_text()).get("events", []))
 
 
 def cases_with(predicate, what: str) -> list:
@@ -73,7 +78,8 @@ def cases_with(predicate, what: str) -> list:
     elif not REF_DIR.is_dir():
         why = f"reference fixtures not found: {REF_DIR} does not exist (set NAPARI_SAM2_REFERENCE_DIR)"
     else:
-        why = f"no reference case in {REF_DIR} (a <case>.json with 'steps' and 'events' beside its .npz)"
+        why = (f"no reference case in {REF_DIR} (a <case>.json with 'steps' and 'events', or op "
+               "'amg_generate' and 'runs', beside its .npz)")
     return [pytest.param(None, id="missing", marks=pytest.mark.skip(reason=why))]
 
 
@@ -121,6 +127,51 @@ def test_video_session_matches(case: Case):
     check = run_video_steps(case)
     assert check.checked > 0
     assert not check.errors, "\n".join(check.errors)
+
+
+@pytest.mark.parametrize("case", cases_with(is_amg, "an amg_generate run (automatic mask generation)"),
+                         indirect=True)
+def test_mask_generator_matches(case: Case):
+    check = run_amg_generate(case)
+    assert check.checked > 0
+    for note in check.notes:  # reported, not required (README "How to compare")
+        print("note:", note)
+    assert not check.errors, "\n".join(check.errors)
+
+
+@pytest.mark.parametrize("case", cases_with(is_amg, "an amg_generate run (automatic mask generation)"),
+                         indirect=True)
+def test_amg_comparison_rejects_real_differences(case: Case):
+    """The official output itself passes the comparison; a lost mask or a shifted score does not."""
+    from _amg_runner import compare_run, official_record
+    from _reference_runner import Checker
+
+    run = case.meta["runs"][0]
+    bits = case.arrays["r0_segmentation_bits"]
+    width = int(case.meta["image"]["shape"][1])
+    official = []
+    for i in range(len(bits)):
+        rec = official_record(case, "r0_", i)
+        rec["segmentation"] = np.unpackbits(bits[i], axis=-1)[:, :width].astype(bool)
+        official.append(rec)
+    calls = [dict(c) for c in run.get("nms_calls", [])]
+
+    def errors(ours, nms_calls=calls):
+        check = Checker(case)
+        compare_run(check, case, 0, run, ours, nms_calls, width)
+        return check.errors
+
+    assert errors(official) == []
+    assert errors(official[1:])  # one official mask missing
+    shifted = [dict(o) for o in official]
+    shifted[0]["stability_score"] += 2e-3
+    assert errors(shifted)
+    eroded = [dict(o) for o in official]
+    eroded[0]["segmentation"] = eroded[0]["segmentation"].copy()
+    eroded[0]["segmentation"][: len(eroded[0]["segmentation"]) // 10] = False  # IoU below 0.99
+    assert errors(eroded)
+    if calls:
+        assert errors(official, [dict(c, n_kept=c["n_kept"] + 5) for c in calls])
 
 
 def test_tolerance_helpers_reject_real_differences():

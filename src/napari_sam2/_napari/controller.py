@@ -18,18 +18,19 @@ from ..engine.layout import FrameKey, guess_layout
 from ..engine.prompts import MaskPrompt, PromptSet
 from ..errors import Sam2Error
 from . import messages as M
+from . import status as ST
 from . import workers as W
 from .controller_view import ControllerView
 from .labels_writer import OutputLayer, OutputLayerError
 from .progress import ProgressMeter
 from .prompt_sync import REMOVE, PromptTracker, SyncBatch
+from .refresh_throttle import RefreshThrottle, paint_frames
 from .runner import Job, JobRunner, Starter
 from .state import LostFrame, SessionState
 
 LONG_JOBS = ("load", "open", "propagate")  # the controls that must not change are disabled meanwhile
 CANCELLABLE_JOBS = ("load", "propagate")
 CANDIDATES_SINGLE_CLICK = "No other candidates: they exist for a single click only."
-FIX_AND_AGAIN = "Fix a frame by clicking on it, then propagate again."
 RESET = "Session reset: edit a prompt or press Propagate to start again."
 
 
@@ -47,7 +48,9 @@ class Sam2Controller:
         self.output = OutputLayer(lambda create: self.view.output(create), self.labels_shape)
         self.meter: ProgressMeter | None = None
         self.follow = False  # move the view along with a propagation
+        self.refresher = RefreshThrottle(lambda *a: paint_frames(self, *a))  # paint / Follow 4 times a second
         self.closed = False
+        self.mask_source_factory: Any = None  # (model, settings) -> generator; None: MaskGenerator (everything_jobs)
         self._generation = 0  # callbacks of jobs made for an older session are dropped
 
     # ---- what runs ---------------------------------------------------------------------------
@@ -84,7 +87,7 @@ class Sam2Controller:
         self.output.drop()  # what a cancelled propagation wrote stays undoable
         self.tracker.reset()
         self.state.reset()
-        self.view.lost([])
+        self.view.review(self.state.review)
 
     def labels_shape(self) -> tuple[int, ...] | None:
         """Shape of the labels of the current image (None without one)."""
@@ -123,6 +126,8 @@ class Sam2Controller:
         when the job starts (then queued syncs are merged into one).
         """
         self.prepare()
+        if self.propagating:
+            self.view.queued()  # applied once the propagation ends: the status line says so
         batch = SyncBatch()
         self._submit(
             "sync",
@@ -300,6 +305,7 @@ class Sam2Controller:
 
     def _set_session(self, session: Any) -> None:
         self.session = session
+        self.view.status(ST.STACK_READY)  # "Preparing the stack..." ends here
         self.view.session_opened()
 
     def _sync_spec(self, prompts: Any, batch: SyncBatch) -> Any:
@@ -331,27 +337,24 @@ class Sam2Controller:
         return W.propagate_job, (self.session, direction, key, stop, job.cancel), {}
 
     def _on_frame(self, result: Any) -> None:
-        key = tuple(result.key)
-        move = self.follow and key != self.view.view_key()
-        self._write(result, refresh=not move)  # moving the view re-slices the layer anyway
-        if move:
-            self.view.go_to(key)
+        self._write(result, refresh=False)  # in the array now; painted (and followed) by the refresher
+        self.refresher.written(tuple(result.key))
         if self.meter is not None:
             self.meter.tick()
             self.view.progress(self.meter.done, self.meter.total, self.meter.text(), "frame")
 
     def _propagate_done(self, job: Job, failed: bool) -> None:
-        if self.output.writer is not None:
-            self.output.writer.end_group()
+        self.refresher.finish()  # the last frames written are painted (Follow lands on the last one)
+        note = self.output.writer.end_group() if self.output.writer is not None else ""
         meter = self.meter
         if meter is None:
             return
         cancelled = job.cancel.is_set()
         how = "Stopped by an error after" if failed else "Cancelled after" if cancelled else "Propagated"
-        text = f"{how} {meter.summary()}; {len(self.state.lost_frames())} frames to review."
+        text = f"{how} {meter.summary()}; {self.state.review.doubtful_count()} frames to review.{note}"
         self.view.progress(meter.done, meter.total, text, "stopped" if failed or cancelled else "done")
-        if not failed:
-            self.view.status(FIX_AND_AGAIN)
+        if not failed:  # an error said itself; done or cancelled ends the propagation's status line
+            self.view.status(ST.finished(text, cancelled))
 
     # ---- results -------------------------------------------------------------------------------
     def _apply(self, item: Any, batch: SyncBatch | None = None) -> None:
@@ -370,8 +373,8 @@ class Sam2Controller:
     def _write(self, result: Any, refresh: bool = True) -> None:
         self.state.own(result.obj_ids)
         self.output.get().write(result, refresh=refresh)
-        if self.state.record(result):
-            self.view.lost(self.state.lost_frames())
+        if self.state.record(result):  # O(objects): the view updates only the rows that changed
+            self.view.review(self.state.review)
         self.view.written(result)
 
     def _on_busy(self, busy: bool, name: str) -> None:

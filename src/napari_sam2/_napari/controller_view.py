@@ -10,7 +10,7 @@ from typing import Any
 
 from ..engine.layout import FrameKey
 from ..engine.prompts import PromptSet
-from .state import LostFrame
+from .review import ReviewModel
 
 #: (data, propagation axis, VideoSession keyword arguments such as ``rgb`` or ``intensity_range``)
 StackSpec = tuple[Any, int, dict]
@@ -53,14 +53,17 @@ class ControllerView:
     def progress(self, done: int, total: int, text: str, phase: str) -> None:
         """Propagation progress; ``phase``: 'start', 'frame', 'done' (complete) or 'stopped'."""
 
+    def queued(self) -> None:
+        """An edit arrived during a propagation: it is applied once the propagation ends."""
+
     def written(self, result: Any) -> None:
         """A FrameResult was written into the output layer."""
 
     def go_to(self, key: FrameKey) -> None:
         """Show frame ``key`` (a propagation being followed)."""
 
-    def lost(self, frames: list[LostFrame]) -> None:
-        """The frames to review changed."""
+    def review(self, model: ReviewModel) -> None:
+        """The frames to review changed (``model.take_changes()`` says which objects)."""
 
     def session_opened(self) -> None:
         """A new session is ready (e.g. prefetch the frame shown)."""

@@ -173,6 +173,10 @@ class LayerGuards:
             return layer
         if not create:
             return None
+        active = self.viewer.layers.selection.active  # the prompt layer the user clicks in
+        mode = getattr(active, "mode", None)
         layer = L.create_output_layer(self.viewer, self.panel.image_layer)
+        L.place_below(self.viewer, layer, (self.panel.points_layer, self.panel.boxes_layer))
         combo.setCurrentIndex(combo.findText(layer.name))
+        L.restore_active(self.viewer, active, mode)
         return layer

@@ -2,11 +2,15 @@
 
 Rules: on a frame, only the pixels of the result's own object ids are cleared, then each object's new
 mask is painted; pixels holding OTHER ids (a Cellpose result, hand-painted labels) are left alone
-unless ``overwrite_other`` is set. Only public napari API (0.5 and later) is used:
-``Labels.data_setitem`` writes the changed pixels, records them in the layer's undo history (so
-``layer.undo()`` / Ctrl+Z steps back) and refreshes only the part of the visible slice they touch;
+unless ``overwrite_other`` is set. Each written frame is recorded in the layer's own undo history
+as a compressed :class:`~.undo_history.FrameDiff` (a few KiB per frame instead of napari's ~30 bytes
+per changed pixel) and the whole history is kept under a byte budget
+(:class:`~.undo_history.UndoBudget`), so ``layer.undo()`` / Ctrl+Z step back exactly.
 ``Labels.block_history`` held open from :meth:`LabelsWriter.begin_group` to
-:meth:`LabelsWriter.end_group` makes a whole propagation ONE undo step.
+:meth:`LabelsWriter.end_group` makes a whole propagation ONE undo step. A single write (a preview)
+goes through ``Labels.data_setitem``, which paints the changed pixels at once; a propagation's
+frames (``refresh=False``) are written as one box per frame and painted a few times a second by
+:meth:`LabelsWriter.refresh` (see ``refresh_throttle.py``).
 
 Runs on the main thread (called from a worker's ``yielded`` signal); one frame costs a few array
 passes over (Y, X), no copies of the stack.
@@ -22,6 +26,7 @@ import numpy as np
 
 from ..engine.layout import FrameKey
 from ..errors import OutputError
+from .undo_history import FrameDiff, UndoBudget, default_budget
 
 
 class OutputLayerError(OutputError, ValueError):
@@ -71,10 +76,11 @@ def merge_frame(
 class LabelsWriter:
     """Writes results into the Labels ``layer`` (each at its frame key, ``result.key``)."""
 
-    def __init__(self, layer: Any, overwrite_other: bool = False) -> None:
+    def __init__(self, layer: Any, overwrite_other: bool = False, budget_bytes: int | None = None) -> None:
         self.layer = layer
         self.overwrite_other = bool(overwrite_other)
         self._group: ExitStack | None = None
+        self.history = UndoBudget(layer, default_budget() if budget_bytes is None else budget_bytes)
 
     # ---- writing -----------------------------------------------------------------------------
     def write(self, result: Any, refresh: bool = True) -> int:
@@ -108,11 +114,50 @@ class LabelsWriter:
         n = int(changed.sum())
         if n == 0:
             return 0
-        rows, cols = np.nonzero(changed)
-        indices = tuple(np.full(n, k, dtype=np.intp) for k in key) + (rows, cols)
-        # public API: writes, records the undo atom, refreshes only what is visible of these pixels
-        self.layer.data_setitem(indices, merged[changed], refresh=refresh)
+        values = merged[changed]
+        if not self.history.supported:  # napari's own atoms, no budget
+            return self._setitem(key, changed, values, refresh)
+        diff = FrameDiff(key, changed, current[changed], values)
+        if self.grouping and not refresh:  # a propagation: write the frame's box now, paint it later
+            mark = self.history.mark()
+            self.layer._save_history(diff)
+            self.history.store(mark, diff)
+            r0, r1, c0, c1 = diff.box
+            self.layer.data[key + (slice(r0, r1), slice(c0, c1))] = merged[r0:r1, c0:c1]
+            return n
+        with ExitStack() as step:
+            if not self.grouping:  # a step of its own
+                self.history.reset()
+                step.enter_context(self.layer.block_history())
+            mark = self.history.mark()
+            self._setitem(key, changed, values, refresh)
+            self.history.store(mark, diff)  # the compressed atom instead of napari's, within the budget
+        if not self.grouping:
+            self.history.committed_step()
         return n
+
+    def _setitem(self, key: FrameKey, changed: np.ndarray, values: np.ndarray, refresh: bool) -> int:
+        """``Labels.data_setitem``: writes, stages napari's undo atom, updates the visible pixels."""
+        rows, cols = np.nonzero(changed)
+        indices = tuple(np.full(rows.size, k, dtype=np.intp) for k in key) + (rows, cols)
+        self.layer.data_setitem(indices, values, refresh=refresh)
+        return int(rows.size)
+
+    # ---- painting ----------------------------------------------------------------------------
+    def refresh(self, keys: set, shown: FrameKey | None, full: bool = False) -> None:
+        """Paint frames ``keys`` written with ``refresh=False``; only the frame ``shown`` is visible.
+
+        The layer is re-sliced (napari slices only what is displayed) when ``shown`` is among
+        ``keys`` or when ``full`` (the end of a job: the thumbnail too); frames not shown need no paint.
+        """
+        if full or shown is None or tuple(shown) in keys:
+            self.layer.refresh()
+        self.discard_refresh()
+
+    def discard_refresh(self) -> None:
+        """Forget the changed region napari keeps for a partial refresh (the view re-slices anyway)."""
+        if getattr(self.layer, "_updated_slice", None) is not None:
+            self.layer._updated_slice = None
 
     @property
     def _dtype(self):
@@ -126,12 +171,20 @@ class LabelsWriter:
             group = ExitStack()
             group.enter_context(self.layer.block_history())
             self._group = group
+            self.history.reset()
 
-    def end_group(self) -> None:
-        """Close the undo step opened by :meth:`begin_group` (nothing happens without one)."""
+    def end_group(self) -> str:
+        """Close the undo step opened by :meth:`begin_group` (nothing happens without one).
+
+        Returns a sentence for the status when the undo history had to shrink to stay in budget
+        (older steps dropped, or this step too large to keep), else ''.
+        """
         group, self._group = self._group, None
-        if group is not None:
-            group.close()
+        if group is None:
+            return ""
+        group.close()
+        self.history.committed_step()
+        return self.history.note()
 
     @property
     def grouping(self) -> bool:
@@ -149,6 +202,7 @@ class OutputLayer:
         self._pick, self._shape = pick, shape
         self.writer: LabelsWriter | None = None
         self._overwrite = False
+        self.budget_bytes = default_budget()  # the output layer's undo history stays under this
 
     @property
     def overwrite(self) -> bool:
@@ -175,7 +229,7 @@ class OutputLayer:
             shape = self._shape()
             if shape is not None:
                 check_output(layer, shape)
-            self.writer = LabelsWriter(layer, self._overwrite)
+            self.writer = LabelsWriter(layer, self._overwrite, self.budget_bytes)
             if grouping:
                 self.writer.begin_group()
         return self.writer

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.layout import FrameKey
+from .review import ReviewModel, doubtful_pairs
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,23 @@ class LostFrame:
 
 @dataclass
 class SessionState:
-    """Qt-free bookkeeping of a widget session."""
+    """Qt-free bookkeeping of a widget session; the frames to review are ``review``'s (review.py)."""
 
-    score_threshold: float = 0.7
     owned_ids: set[int] = field(default_factory=set)
-    _lost: dict[tuple[int, FrameKey], LostFrame] = field(default_factory=dict)
+    review: ReviewModel = field(default_factory=ReviewModel)
     _candidate: dict[tuple[FrameKey, int], int] = field(default_factory=dict)
+
+    def __init__(self, score_threshold: float = 0.7) -> None:
+        self.owned_ids, self.review, self._candidate = set(), ReviewModel(score_threshold), {}
+
+    @property
+    def score_threshold(self) -> float:
+        return self.review.threshold
+
+    @score_threshold.setter
+    def score_threshold(self, value: float) -> None:
+        """A new threshold re-checks every finished frame at once."""
+        self.review.threshold = value
 
     # ---- object ids ---------------------------------------------------------------------------
     def own(self, obj_ids: Iterable[int]) -> None:
@@ -61,33 +73,23 @@ class SessionState:
     def record(self, result: Any, key: FrameKey | None = None) -> bool:
         """Note which objects of ``result`` (a FrameResult, on frame ``key`` or its own) are lost or doubtful.
 
-        Returns True when the list of lost frames changed. A later good result on the same frame
-        (e.g. after a correction) removes the entry.
+        Returns True when the review changed. A later good result on the same frame (e.g. after a
+        correction) removes the entry. O(objects of the result): see :class:`ReviewModel`.
         """
-        key = tuple(result.key if key is None else key)
-        changed = False
-        scores = np.asarray(result.scores, dtype=float).reshape(-1)
-        present = np.asarray(result.present, dtype=bool).reshape(-1)
-        for i, obj_id in enumerate(result.obj_ids):
-            k = (int(obj_id), tuple(key))
-            bad = (not present[i]) or scores[i] < self.score_threshold
-            if bad:
-                item = LostFrame(int(obj_id), tuple(key), float(scores[i]), bool(present[i]))
-                if self._lost.get(k) != item:
-                    self._lost[k] = item
-                    changed = True
-            elif k in self._lost:
-                del self._lost[k]
-                changed = True
-        return changed
+        return self.review.update(result, key)
 
     def lost_frames(self, obj_id: int | None = None) -> list[LostFrame]:
-        items = sorted(self._lost.values(), key=lambda f: (f.obj_id, f.key))
-        return [f for f in items if obj_id is None or f.obj_id == obj_id]
+        """Every doubtful (object, frame), one item each (O(doubtful frames): not for every frame)."""
+        out = []
+        for obj, key in doubtful_pairs(self.review, None if obj_id is None else [obj_id]):
+            outer, frame = self.review.split_key(key)
+            track = self.review.tracks[(obj, outer)]
+            out.append(LostFrame(obj, key, float(track.scores[frame]), bool(track.state[frame] == 1)))
+        return out
 
     def forget_object(self, obj_id: int) -> None:
         self.owned_ids.discard(int(obj_id))
-        self._lost = {k: v for k, v in self._lost.items() if k[0] != int(obj_id)}
+        self.review.forget_object(obj_id)
         self._candidate = {k: v for k, v in self._candidate.items() if k[1] != int(obj_id)}
 
     # ---- multimask candidates ------------------------------------------------------------------
@@ -105,5 +107,5 @@ class SessionState:
     def reset(self) -> None:
         """Forget everything the engine session knew (a new model, image or axis)."""
         self.owned_ids.clear()
-        self._lost.clear()
+        self.review.clear()
         self._candidate.clear()

@@ -72,6 +72,9 @@ class Sam2Panel(QWidget):
         form.addRow("Image", self.image_combo)
         form.addRow("Model", self.model_combo)
         form.addRow("Device", _row(self.device_combo, QLabel("resolution"), self.size_combo))
+        self.device_label = QLabel("")  # the device "auto" resolves to here, and the CPU default's note
+        self.device_label.setWordWrap(True)
+        form.addRow("Runs on", self.device_label)
         self.contrast_check = QCheckBox("Use display contrast")
         self.contrast_check.setToolTip(
             "16-bit / float images: give SAM 2 the intensities as the layer shows them (its contrast limits) "
@@ -126,6 +129,14 @@ class Sam2Panel(QWidget):
         self.follow_check.setChecked(True)
         self.follow_check.setToolTip("Move the frame slider along with the propagation.")
         vform.addRow(_row(self.overwrite_check, self.follow_check))
+        self.live_check = QCheckBox("Live")
+        self.live_check.setToolTip("The image grows while it is acquired: Propagate tracks each new frame as it "
+                                   "arrives, and the output labels grow with it (forward, along the first axis).")
+        self.live_skip_check = QCheckBox("skip to the newest frame when behind")
+        self.live_skip_check.setChecked(True)
+        self.live_skip_check.setToolTip("Live: when frames arrive faster than the model runs, track the newest "
+                                        "(the skipped ones are counted); off: track every frame, however late.")
+        vform.addRow(_row(self.live_check, self.live_skip_check))
         self.propagate_btn = QPushButton("Propagate")
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)

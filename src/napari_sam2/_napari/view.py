@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 from napari.utils import progress
-from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QListWidgetItem
+from qtpy.QtCore import QTimer
 
 from ..layer_prompts import drop_invalid, prompts_from_layers
 from . import layers as L
+from .status import StatusLine
 from .controller_view import ControllerView
 
 
@@ -25,6 +25,7 @@ class PanelView(ControllerView):
         self._widget = weakref.ref(widget)
         self._activity: Any = None  # napari's progress bar of a propagation
         self._closed = False
+        self.line = StatusLine()  # the status label follows the propagation's phase
 
     def stack(self) -> Any:
         w = self._widget()
@@ -36,7 +37,8 @@ class PanelView(ControllerView):
             lo, hi = (float(v) for v in image.contrast_limits)
             if hi > lo:
                 kwargs["intensity_range"] = (lo, hi)
-        return L.image_data(image), w.axis, kwargs
+        stream = w.live.stream  # Live: the growing image as a FrameStream (live_panel.py)
+        return (L.image_data(image) if stream is None else stream), w.axis, kwargs
 
     def prompts(self) -> Any:
         """The prompt layers' usable prompts in the image's data coordinates.
@@ -47,11 +49,14 @@ class PanelView(ControllerView):
         w = self._widget()
         if w is None or w.image_layer is None:
             return super().prompts()
+        w.live.pull()  # Live: frames that arrived since the last look can take clicks
         ps = prompts_from_layers(w.points_layer, w.boxes_layer, image_layer=w.image_layer)
         return drop_invalid(ps, L.labels_shape(w.image_layer))
 
     def output(self, create: bool) -> Any:
         w = self._widget()
+        if w is not None and w.live.on:
+            w.live.pull()  # the stack and its labels grow together: a new layer gets the stream's length
         return w.guards.output_layer(create) if w is not None else None
 
     def view_key(self) -> Any:
@@ -80,6 +85,9 @@ class PanelView(ControllerView):
     def message(self, level: str, text: str) -> None:
         self._call("_say", level, text)
 
+    def queued(self) -> None:
+        self.status(self.line.note_queued())
+
     def busy(self, running: bool, cancellable: bool) -> None:
         self._call("set_running", running, cancellable)
 
@@ -91,6 +99,9 @@ class PanelView(ControllerView):
                 if phase != "stopped":
                     w.progress_bar.setValue(100 if phase == "done" else int(100 * min(done, total) / max(total, 1)))
                 w.progress_label.setText(text)
+                line = self.line.progress(done, total, phase)
+                if line is not None:
+                    w._status(line)
             except RuntimeError:  # deleted meanwhile
                 return
         # napari's bar processes pending Qt events when it changes: update it from the event loop
@@ -131,15 +142,15 @@ class PanelView(ControllerView):
         first = w.viewer.dims.ndim - nd
         w.viewer.dims.set_point(tuple(range(first, first + nd - 2)), tuple(world[: nd - 2]))
 
-    def lost(self, frames: list) -> None:
+    def review(self, model: Any) -> None:
+        """The review list and timeline show the model's changes (review_panel.py)."""
         w = self._widget()
-        if w is None:
-            return
-        w.lost_list.clear()
-        for f in frames:
-            item = QListWidgetItem(f.describe())
-            item.setData(Qt.ItemDataRole.UserRole, f.key)
-            w.lost_list.addItem(item)
+        review = getattr(w, "review", None) if w is not None else None
+        if review is not None:
+            try:
+                review.refresh()
+            except RuntimeError:  # deleted meanwhile
+                pass
 
     def session_opened(self) -> None:
         self._call("_session_opened")

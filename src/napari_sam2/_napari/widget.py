@@ -14,7 +14,7 @@ from typing import Any
 import napari
 import numpy as np
 from napari.layers import Image, Labels
-from qtpy.QtCore import QEvent, Qt, QTimer
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import QFileDialog
 
 from ..errors import Sam2Error
@@ -24,6 +24,10 @@ from . import messages as M
 from .controller import Sam2Controller
 from .frames import axis_names, default_axis
 from .guards import PANEL_CLOSED, LayerGuards
+from .everything_panel import EverythingBinding
+from .live_panel import LiveBinding
+from .panel_memory import PanelMemory
+from .review_panel import ReviewPanel
 from .runner import Starter
 from .session_io import fill_prompt_layers, open_session, read_session, save_session
 from .ui import FALLBACK_MODELS, LOAD_FILE, NEW_OUTPUT, NO_MASKS, Sam2Panel
@@ -55,18 +59,19 @@ class Sam2Widget(Sam2Panel):
         self.view = PanelView(self)
         self.controller = Sam2Controller(self.view, start=start)
         self.guards = LayerGuards(self)
-        self.points_layer: Any = None
-        self.boxes_layer: Any = None
+        self.live = LiveBinding(self)  # the Live toggle: follow a growing image (live_panel.py)
+        self.everything = EverythingBinding(self)  # segment everything, object panel (everything_panel.py)
+        self.points_layer = self.boxes_layer = None  # the prompt layers (setup_prompt_layers)
         self._image: Any = None
         self._model_index = 0
-        for name in _registry_names():
+        for name in [*_registry_names(), LOAD_FILE]:
             self.model_combo.addItem(name, name)
-        self.model_combo.addItem(LOAD_FILE, LOAD_FILE)
         self._prefetch_timer = QTimer(self)
         self._prefetch_timer.setSingleShot(True)
         self._prefetch_timer.setInterval(200)
         self._prefetch_timer.timeout.connect(self._prefetch)
         self._connect()
+        self.memory = PanelMemory(self)  # the remembered model, resolution... (panel_memory.py)
         self._choose_model()
         self.reset_choices()
 
@@ -102,8 +107,7 @@ class Sam2Widget(Sam2Panel):
         self.overwrite_check.toggled.connect(lambda on: setattr(self.controller.output, "overwrite", on))
         self.follow_check.toggled.connect(lambda on: setattr(self.controller, "follow", on))
         self.controller.follow = self.follow_check.isChecked()
-        self.threshold_spin.valueChanged.connect(lambda v: setattr(self.state, "score_threshold", float(v)))
-        self.lost_list.itemDoubleClicked.connect(lambda it: self.view.go_to(tuple(it.data(Qt.ItemDataRole.UserRole))))
+        self.review = ReviewPanel(self)  # review list by ranges, Next to review, timeline (review_panel.py)
 
     def reset_choices(self, *_: Any) -> None:
         """Refill the layer pickers from ``viewer.layers``, keeping the current choices."""
@@ -169,10 +173,10 @@ class Sam2Widget(Sam2Panel):
 
     def setup_prompt_layers(self, image: Any) -> None:
         """Find or create the image's prompt layers, listen to them, select the points layer."""
-        names = [ly.name for ly in self.viewer.layers]
         pname, bname = f"{image.name} {L.POINTS_SUFFIX}", f"{image.name} {L.BOXES_SUFFIX}"
-        boxes = self.viewer.layers[bname] if bname in names else L.create_boxes_layer(self.viewer, image, bname)
-        points = self.viewer.layers[pname] if pname in names else L.create_points_layer(self.viewer, image, pname)
+        points, boxes = L.find_prompt_layers(self.viewer, image)  # by name, else by columns (reopened CSVs)
+        boxes = boxes if boxes is not None else L.create_boxes_layer(self.viewer, image, bname)
+        points = points if points is not None else L.create_points_layer(self.viewer, image, pname)
         for layer in (points, boxes):
             if self.guards.wire(layer, self._on_prompts_changed):
                 layer.bind_key("n", lambda _ly: self.negative_check.toggle(), overwrite=True)
@@ -333,6 +337,10 @@ class Sam2Widget(Sam2Panel):
             return
         direction = self.direction_combo.currentText()
         ids = layer_obj_ids(self.points_layer, self.boxes_layer)
+        if self.everything.propagate(ids) is not None:  # new objects / ending / divisions: forward
+            return
+        if self.live.on:  # track each frame as it arrives, until Cancel or Live off
+            return self.live.follow(ids)
         self.controller.propagate(direction, self.view.view_key(), self.stop_arg(direction), ids)
 
     def stop_arg(self, direction: str) -> Any:

@@ -65,7 +65,10 @@ def load_model_job(
     this job raises ``DownloadCancelled`` anyway (``LoadCancelled`` when no download was under
     way; both are :class:`~napari_sam2.errors.Cancelled`) and leaves the daemon thread to end on its own.
     """
-    yield Status(f"Loading {name} on {device}...")
+    from .status import device_text  # "auto" said as the device it resolves to (cpu, cuda:0, mps)
+
+    shown = device_text(device)
+    yield Status(f"Loading {name} on {device if shown.startswith('not available') else shown}...")
     from ..model.loading import load_model  # torch is imported here, in the worker
 
     events: queue.SimpleQueue = queue.SimpleQueue()

@@ -41,6 +41,7 @@ class Clip:
         self.corrections_as_conditioning = corrections_as_conditioning
         self.features = FeatureCache(feature_budget)
         self.tracks: dict[int, ObjectTrack] = {}
+        self.ended: dict[int, int] = {}  # obj_id -> first frame it is no longer tracked on
         self.index = index
 
     @property
@@ -64,6 +65,7 @@ class Clip:
     def remove_object(self, obj_id: int) -> None:
         """Forget an object: its prompts, outputs and memories."""
         self.tracks.pop(obj_id).release()
+        self.ended.pop(obj_id, None)
 
     def clear_prompts(self, frame: int, obj_ids: list[int]) -> None:
         """Remove the prompts of ``obj_ids`` on ``frame``; their outputs stay as ordinary tracked
@@ -79,6 +81,18 @@ class Clip:
         for tr in self.tracks.values():
             tr.release()
         self.tracks.clear()
+        self.ended.clear()
+
+    def end_object(self, obj_id: int, frame: int) -> None:
+        """Stop tracking an object from ``frame`` on (forward): its outputs there and after are
+        dropped and propagation skips it, so an object that left or divided costs nothing more.
+        A new prompt on the object resumes it."""
+        self.tracks[obj_id].forget_from(frame)
+        self.ended[obj_id] = frame
+
+    def _active(self, track: ObjectTrack, frame: int) -> bool:
+        end = self.ended.get(track.obj_id)
+        return end is None or frame < end
 
     def output(self, frame: int, obj_id: int) -> FrameState | None:
         """An object's latest output on ``frame`` (None for an unknown object or an unvisited frame)."""
@@ -113,6 +127,7 @@ class Clip:
                    clear: bool, return_logits: bool = False) -> FrameResult:
         """coords (N, 2) (x, y) in model-input pixels; labels (N,) int32 (2/3 = box corners)."""
         tr = self.track(obj_id)
+        self.ended.pop(obj_id, None)
         if not clear and frame in tr.points:
             old_c, old_l = tr.points[frame]
             coords, labels = torch.cat([old_c, coords]), torch.cat([old_l, labels])
@@ -139,6 +154,7 @@ class Clip:
     def add_mask(self, frame: int, obj_id: int, mask: torch.Tensor, return_logits: bool = False) -> FrameResult:
         """mask: (Y, X) bool at the stack's resolution."""
         tr = self.track(obj_id)
+        self.ended.pop(obj_id, None)
         tr.points.pop(frame, None)
         s = self.model.image_size
         m = mask.to(torch.float32)[None, None]
@@ -261,7 +277,7 @@ class Clip:
             if cancel is not None and cancel.is_set():
                 return
             self.source.prefetch(order[i + 1 : i + 3])
-            todo = [t for t in tracks if frame not in t.cond]
+            todo = [t for t in tracks if frame not in t.cond and self._active(t, frame)]
             if todo:
                 feats = self.feats(frame)
                 groups: dict[tuple, list[ObjectTrack]] = {}
@@ -271,7 +287,8 @@ class Clip:
                 for group in groups.values():
                     self._track_group(feats, group, frame, reverse)
             for t in tracks:
-                t.mark_tracked(frame, reverse)
+                if self._active(t, frame):
+                    t.mark_tracked(frame, reverse)
                 t.prune(frame, self.max_cond)
             if skip_first and i == 0:
                 continue

@@ -78,12 +78,16 @@ class FrameSource:
     def num_frames(self) -> int:
         return self.layout.num_frames
 
-    def _load(self, frame: int) -> torch.Tensor:
+    def rgb8(self, frame: int) -> np.ndarray:
+        """(Y, X, 3) uint8 of ``frame`` with the stack's intensity range, before resizing."""
         raw = np.asarray(self.data[self.layout.index(self.outer, frame)])
         rng = self.intensity_range
         if raw.dtype != np.uint8 or rng is not None:
             raw = to_uint8(raw, rng if rng is not None else robust_range(raw))
-        return video_input(to_rgb(raw, self.channel), self.image_size)
+        return to_rgb(raw, self.channel)
+
+    def _load(self, frame: int) -> torch.Tensor:
+        return video_input(self.rgb8(frame), self.image_size)
 
     def prefetch(self, frames: Sequence[int]) -> None:
         """Start preparing ``frames`` in the background (bounded number kept ahead)."""

@@ -101,10 +101,10 @@ class StreamSource(FrameSource):
         super().__init__(*args, **kw)
         self._held_range = held_range
 
-    def _load(self, frame: int):
+    def rgb8(self, frame: int):
         if self.intensity_range is None and self.data.dtype != np.uint8:
             self.intensity_range = self._held_range()
-        return super()._load(frame)
+        return super().rgb8(frame)
 
 
 def grow_track(track: ObjectTrack, n: int) -> None:

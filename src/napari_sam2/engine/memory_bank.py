@@ -90,6 +90,13 @@ class ObjectTrack:
         if st is not None:
             self.non_cond[frame] = st
 
+    def forget_from(self, frame: int) -> None:
+        """Drop the tracked outputs on ``frame`` and after (the object ended there: it left the
+        image, or divided); prompted outputs stay."""
+        for f in [t for t in self.non_cond.frames() if t >= frame]:
+            self.non_cond.discard(f)
+        self._direction[frame:] = -1
+
     def release(self) -> None:
         """Give back everything held in the session's history store."""
         self.cond.clear()

@@ -126,6 +126,9 @@ def recorded_propagation(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def propagate(self: Any, direction: str = "forward", start: Any = None, stop: Any = None, **kw: Any):
+        if kw.get("discover_every") or kw.get("divisions") or kw.get("end_after_absent"):
+            yield from fn(self, direction, start, stop, **kw)  # its segments and prompts record themselves
+            return
         entry = None
         for result in fn(self, direction, start, stop, **kw):
             if entry is None:  # the call was accepted: record it where it started
@@ -192,6 +195,7 @@ def write_session(session: Any, path: str | os.PathLike, *, model: str | None = 
         },
         "objects": {str(int(k)): {"name": v.get("name"), "parent": v.get("parent")}
                     for k, v in (objects or {}).items()},
+        "lineage": session.lineage.to_dict() if getattr(session, "lineage", None) else None,
         "masks_file": masks_path(path).name if rec.mask_names else None,
         "operations": rec.ops,
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,3 +56,18 @@ def select_objects(res: FrameResult, obj_ids: Sequence[int]) -> FrameResult:
         object_score_logits=res.object_score_logits[rows], logits=pick(res.logits),
         low_res_logits=pick(res.low_res_logits), index=res.index, key=res.key,
     )
+
+
+def locked_steps(lock: Any, steps: Iterator[FrameResult]) -> Iterator[FrameResult]:
+    """Run each step of a propagation holding ``lock``, and only then: prompts, results and
+    prefetches of other threads get in between frames."""
+    try:
+        while True:
+            with lock:
+                try:
+                    result = next(steps)
+                except StopIteration:
+                    return
+            yield result
+    finally:
+        steps.close()

@@ -24,7 +24,7 @@ FORMAT = "napari-sam2 session"
 VERSION = 1
 SUFFIX = ".sam2.json"
 OPS = ("add_points", "add_box", "add_mask", "choose_candidate", "clear_prompts", "remove_object", "reset",
-       "propagate")
+       "end_object", "propagate")
 #: the ``VideoSession`` arguments a session file restores (``settings`` keys)
 SESSION_KEYS = ("axis", "channel", "rgb", "intensity_range", "fill_hole_area", "corrections_as_conditioning",
                 "max_cond_frames_in_attn")
@@ -211,6 +211,8 @@ def _call(session: Any, doc: SessionDoc, op: dict, masks: Any) -> None:
         session.remove_object(obj)
     elif kind == "reset":
         session.reset()
+    elif kind == "end_object":
+        session.end_object(frame, obj)
     elif kind == "propagate" and int(op.get("frames", 0)) > 0:
         stop = op.get("stop")
         start = op.get("start")
@@ -263,6 +265,10 @@ def load_session(cls: Any, path: str | os.PathLike, model: Any, frames: Any, **o
         for msg in mismatch:
             warnings.warn(msg, UserWarning, stacklevel=3)
         replay(session, doc)
+        if doc.doc.get("lineage"):  # divisions are kept as found, not found again
+            from .lineage import Lineage
+
+            session.lineage = Lineage.from_dict(doc.doc["lineage"])
     except BaseException:
         session.close()
         raise

@@ -22,10 +22,12 @@ from .history import HistoryStore
 from .prompt_checks import as_labels, as_points, checked_box, model_xy, visit_range
 from .frames import FrameSource, as_array_like, stack_intensity_range
 from .layout import DIRECTIONS, FrameKey, StackLayout, guess_layout
+from .lineage import Lineage
 from .live import LiveStack, follow as follow_stream
 from .results import FrameResult
-from .session_file import SessionRecorder, recorded, recorded_propagation
-from .session_helpers import MAX_OBJ_ID, checked_mask, checked_obj_id, select_objects  # noqa: F401
+from .everything import segment_everything
+from .session_file import SessionRecorder, load_session, recorded, recorded_propagation, write_session
+from .session_helpers import MAX_OBJ_ID, checked_mask, checked_obj_id, locked_steps, select_objects  # noqa: F401
 
 Frame = int | Sequence[int]  # a frame key; an int on stacks with one leading axis
 
@@ -36,33 +38,28 @@ class VideoSession:
     Parameters
     ----------
     model : a ``Sam2Model`` from :func:`napari_sam2.load_model`.
-    frames : any array-like (numpy, dask, zarr, memory-mapped TIFF) of shape (T, Y, X),
-        (T, Y, X, C) or with more leading axes (e.g. (T, Z, Y, X)); frames are read
-        lazily, one at a time.
-    axis : the leading axis to propagate along (default 0). With more leading axes, each
-        index of the other axes is its own sequence (e.g. ``axis=1`` on T x Z x Y x X
-        propagates along Z separately for every time point), and frame arguments are
-        tuples of all leading indices, like napari point coordinates without (row, col).
+    frames : any array-like (numpy, dask, zarr, memory-mapped TIFF, a growing ``FrameStream``) of
+        shape (T, Y, X), (T, Y, X, C) or with more leading axes (e.g. (T, Z, Y, X)), read lazily.
+    axis : the leading axis to propagate along (default 0). With more leading axes, each index of
+        the others is its own sequence (``axis=1`` on T x Z x Y x X propagates along Z for every
+        time point), and frame arguments are tuples of all leading indices (napari coordinates).
     channel : pick one channel of multichannel data (repeated to RGB); RGB(A) is used as is.
     intensity_range : (low, high) mapped to 0..255 for non-uint8 data; default: the stack's
         0.5-99.5 % percentiles (one range for the whole stack, no flicker).
     rgb : whether the last axis is colour; default napari's guess (size 3 or 4 on >= 4-D).
-    fill_hole_area : fill background holes up to this many low-res pixels in each mask
-        (8, as the official video builder; 0 to switch off).
-    corrections_as_conditioning : clicks on already-tracked frames become conditioning
-        frames, so they stick when propagating again (official
-        ``add_all_frames_to_correct_as_cond``). ``False`` restores the official default.
-    feature_cache_bytes : budget for cached image features, per sequence (64 MiB: four 1024-px frames of the tiny model; enough to revisit nearby frames without re-encoding).
-    max_cond_frames_in_attn : attend to at most this many conditioning frames (prompted or
-        corrected frames), the temporally closest ones, as the official
-        ``max_cond_frames_in_attn``; the others act as ordinary memories. Default 16, so that a
-        user correcting hundreds of frames keeps a bounded cost per frame; -1 uses all (the
-        official default, and what the parity fixtures use). Must be -1 or at least 2.
-    history_ram_bytes : host RAM for the outputs of frames that are off the device (every
-        tracked frame is kept, as in the official predictor, so corrections and re-propagation
-        from any frame are exact). Beyond it, the oldest go to an anonymous temporary file in
-        ``spill_dir`` (default the system's temporary folder), deleted with the session. Default
-        1 GiB: about 1,300 object-frames at 1024 px, 5,000 at 512 px.
+    fill_hole_area : fill holes up to this many low-res pixels in each mask (8, as the official
+        video builder; 0 switches it off).
+    corrections_as_conditioning : clicks on tracked frames become conditioning frames, so they
+        stick when propagating again (official ``add_all_frames_to_correct_as_cond``).
+    feature_cache_bytes : cached image features per sequence (64 MiB: four 1024-px frames of tiny).
+    max_cond_frames_in_attn : attend to at most this many conditioning frames, the temporally
+        closest (official ``max_cond_frames_in_attn``); the others act as ordinary memories. 16 keeps
+        the cost per frame bounded however many frames a user corrects; -1 uses all (the official
+        default, used by the parity fixtures). Must be -1 or at least 2.
+    history_ram_bytes : host RAM for outputs of frames off the device (every tracked frame is kept,
+        as in the official predictor, so corrections anywhere are exact); beyond it the oldest go to
+        an anonymous temporary file in ``spill_dir`` (default the system's), deleted with the
+        session. 1 GiB holds about 1,300 object-frames at 1024 px, 5,000 at 512 px.
     """
 
     def __init__(
@@ -109,8 +106,8 @@ class VideoSession:
         self._clips: dict[tuple[int, ...], Clip] = {}
         self._lock = threading.RLock()
         self.recorder = SessionRecorder()  # every prompt call, in order: ``save`` writes them
+        self.lineage = Lineage()  # divisions found while tracking (engine.discovery), for the exports
 
-    # ------------------------------------------------------------------ facts
     @property
     def num_frames(self) -> int:
         """Length of the propagation axis."""
@@ -132,7 +129,8 @@ class VideoSession:
         return sorted({self.layout.index(idx, f) for idx, clip in self._clips.items()
                        for f in clip.prompted_frames(obj_id)})
 
-    # ---------------------------------------------------------------- helpers
+    _obj = staticmethod(checked_obj_id)
+
     def _clip(self, outer: tuple[int, ...]) -> Clip:
         if outer not in self._clips:
             kinds = (FrameSource, Clip) if self.live is None else self.live.kinds(self)
@@ -146,8 +144,6 @@ class VideoSession:
     def _locate(self, frame: Frame) -> tuple[Clip, int]:
         outer, f = self.layout.split(frame)
         return self._clip(outer), f
-
-    _obj = staticmethod(checked_obj_id)
 
     def _model_xy(self, rc: np.ndarray, what: str) -> torch.Tensor:
         """(N, 2) (row, col) -> (N, 2) (x, y) model-input pixels, checking the bounds."""
@@ -250,10 +246,25 @@ class VideoSession:
                 raise PromptError(f"There is no object {ids[0]}; objects: {self.obj_ids or 'none'}.")
             clip.clear_prompts(f, ids)
 
+    @recorded("end_object")
+    def end_object(self, frame: Frame, obj_id: int) -> None:
+        """Stop tracking ``obj_id`` from ``frame`` on (it left, or divided): its outputs there and after
+        are dropped and propagation skips it; a new prompt on it resumes it."""
+        with self._lock:
+            clip, f = self._locate(frame)
+            if self._obj(obj_id) not in clip.tracks:
+                raise PromptError(f"There is no object {obj_id}; objects: {self.obj_ids or 'none'}.")
+            clip.end_object(obj_id, f)
+
+    def segment_everything(self, frame: Frame, **settings: Any) -> list[int]:
+        """New objects (mask prompts) for what SAM 2's mask generator finds on ``frame``; their ids."""
+        return segment_everything(self, frame, **settings)
+
     @recorded("reset")
     def reset(self) -> None:
-        """Forget all objects, prompts and memories (cached image features are kept)."""
+        """Forget all objects, prompts, memories and the lineage (cached image features are kept)."""
         with self._lock:
+            self.lineage = Lineage()
             for clip in self._clips.values():
                 clip.reset()
 
@@ -267,6 +278,7 @@ class VideoSession:
         *,
         cancel: threading.Event | None = None,
         return_logits: bool = False, follow: bool = False, drop: str = "none",
+        discover_every: int | None = None, **everything: Any,
     ) -> Iterator[FrameResult]:
         """Track every object through the stack, yielding each frame's result as it is done.
 
@@ -278,7 +290,14 @@ class VideoSession:
         One propagation runs at a time per session: a second one while another is unfinished
         raises :class:`~napari_sam2.errors.BusyError` (close or exhaust the first iterator).
         ``follow`` / ``drop``: live tracking of a FrameStream as frames arrive (``engine.live.follow``).
+        ``discover_every``, ``end_after_absent``, ``divisions``, ...: ``engine.discovery.track_everything``.
         """
+        if discover_every or everything:
+            from .discovery import track_everything
+
+            yield from track_everything(self, direction, start, stop, cancel=cancel, return_logits=return_logits,
+                                        discover_every=discover_every, **everything)
+            return
         if direction not in DIRECTIONS:
             raise PromptError(f"direction must be 'forward', 'backward' or 'both', not {direction!r}.")
         with self._lock:
@@ -292,27 +311,15 @@ class VideoSession:
             yield from follow_stream(self, clips, direction, stop, cancel, return_logits, drop) if follow else ()
             for (clip, first), (lo, hi) in zip(clips, ranges) if not follow else ():
                 if direction in ("forward", "both"):
-                    yield from self._run(clip, list(range(first, hi + 1)), False, cancel, return_logits)
+                    yield from locked_steps(self._lock, clip.propagate(list(range(first, hi + 1)), False, cancel,
+                                                                       return_logits))
                 if direction in ("backward", "both"):
                     if cancel is not None and cancel.is_set():
                         return
-                    yield from self._run(clip, list(range(first, lo - 1, -1)), True, cancel, return_logits,
-                                         skip_first=direction == "both")
+                    yield from locked_steps(self._lock, clip.propagate(list(range(first, lo - 1, -1)), True, cancel,
+                                                                       return_logits, direction == "both"))
         finally:
             self._running = False
-
-    def _run(self, clip: Clip, order, reverse, cancel, return_logits, skip_first=False):
-        gen = clip.propagate(order, reverse, cancel, return_logits, skip_first)
-        try:
-            while True:
-                with self._lock:
-                    try:
-                        result = next(gen)
-                    except StopIteration:
-                        return
-                yield result
-        finally:
-            gen.close()
 
     def _ready_clips(self, start: Frame | None) -> list[tuple[Clip, int]]:
         clips = [(idx, c) for idx, c in sorted(self._clips.items()) if c.tracks]
@@ -368,15 +375,12 @@ class VideoSession:
                 clip.reset()
             self._history.close()
 
-    # ------------------------------------------------------------- session files
     def save(self, path: str | Path, **settings: Any) -> Path:
         """Write the prompt calls made so far as a session file (``*.sam2.json``, docs/sessions.md).
 
         ``settings``: what the session does not know: ``model`` (name), ``checkpoint_sha256``,
         ``image_path``, ``direction``, ``range`` (propagation), ``objects`` ({id: {name, parent}}).
         """
-        from .session_file import write_session
-
         return write_session(self, path, **settings)
 
     @classmethod
@@ -386,8 +390,6 @@ class VideoSession:
         ``overrides``: ``VideoSession`` keyword arguments that replace the file's. Frames of another
         shape or dtype are refused (InputError); other pixels are a warning (``session.replay_mismatch``).
         """
-        from .session_file import load_session
-
         return load_session(cls, path, model, frames, **overrides)
 
     def __enter__(self) -> "VideoSession":

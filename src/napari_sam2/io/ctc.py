@@ -9,6 +9,12 @@ and reappears, the reappearance starts a new track label whose parent is the
 object's previous track label. A track keeps its object id as label when that id is
 free and fits uint16; otherwise (and for every re-appearance) it gets the lowest
 free label. The returned :class:`CtcTrack` list maps labels back to object ids.
+
+Divisions: with a :class:`~napari_sam2.engine.lineage.Lineage`, the first track of a
+daughter gets as parent the latest track label its parent object had before the daughter's
+first frame (0 if the parent never appeared). CTC wants the parent to end before its
+daughters begin, which holds for divisions found by the tracker or made with "split here"
+(the parent's track ends there).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Iterable
 import numpy as np
 import tifffile
 
+from ..engine.lineage import Lineage
 from ..engine.results import FrameResult
 from ..errors import InputError, OutputError
 
@@ -44,7 +51,8 @@ class CtcTrack:
 class _Labeller:
     """Streaming assignment of CTC track labels to object ids, frame by frame."""
 
-    def __init__(self) -> None:
+    def __init__(self, lineage: Lineage | None = None) -> None:
+        self.lineage = lineage
         self.tracks: dict[int, CtcTrack] = {}
         self._open: dict[int, int] = {}  # obj_id -> label, objects present on the last frame
         self._last: dict[int, int] = {}  # obj_id -> its latest label (parent of a re-appearance)
@@ -62,13 +70,18 @@ class _Labeller:
     def frame(self, t: int, obj_ids: np.ndarray) -> dict[int, int]:
         """Labels of the objects present on frame ``t`` (extending or starting tracks)."""
         current: dict[int, int] = {}
+        before = dict(self._last) if self.lineage else self._last  # parents' labels before this frame
         for obj in (int(i) for i in obj_ids):
             label = self._open.get(obj)
             if label is not None:
                 self.tracks[label].end = t
             else:
+                parent = self._last.get(obj, 0)  # a re-appearance continues the object's own track
+                if not parent and self.lineage:
+                    mother = self.lineage.parent_of(obj)
+                    parent = before.get(mother, 0) if mother is not None else 0
                 label = self._allocate(obj)
-                self.tracks[label] = CtcTrack(label, t, t, self._last.get(obj, 0), obj)
+                self.tracks[label] = CtcTrack(label, t, t, parent, obj)
                 self._last[obj] = label
             current[obj] = label
         self._open = current
@@ -111,8 +124,11 @@ def write_ctc(
     track_file: str = "man_track.txt",
     compress: bool = False,
     overwrite: bool = False,
+    lineage: Lineage | None = None,
 ) -> list[CtcTrack]:
     """Write each label frame (2D/3D integer array, or FrameResult) as it comes.
+
+    ``lineage`` gives daughters their parent's track label as ``P`` (see the module docstring).
 
     ``n_frames`` (if known) fixes the file-name digits up front; otherwise files are
     renamed to four digits at the end when more than 1000 frames came. Masks are
@@ -121,7 +137,7 @@ def write_ctc(
     out_dir = Path(out_dir)
     _prepare(out_dir, track_file, overwrite)
     digits = 4 if (n_frames or 0) > 1000 else 3
-    labeller = _Labeller()
+    labeller = _Labeller(lineage)
     count = 0
     for t, item in enumerate(frames):
         labels = item.to_labels(np.uint32) if isinstance(item, FrameResult) else np.asarray(item)

@@ -2,7 +2,10 @@
 
 One track per object id: its centroid on every frame where SAM 2 reports the object
 present and its mask is not empty. Frames where it is absent are left out (napari
-draws the track across the gap).
+draws the track across the gap). :func:`tracks_graph` turns a
+:class:`~napari_sam2.engine.lineage.Lineage` into the Tracks layer's ``graph`` of divisions
+(``{daughter: [parent]}``; the track id is the object id), and :func:`tracks_layer_data` gives
+both: ``napari.layers.Tracks(data, graph=graph)``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.lineage import Lineage
 from ..errors import InputError
 
 _NEEDED = ("obj_id", "present", "area_px", "centroid_row", "centroid_col")
@@ -74,3 +78,22 @@ def tracks_from_table(table: Any, *, time: str = "frame") -> np.ndarray:
                 "pick a time column that is unique per object (e.g. an outer index)."
             )
     return data
+
+
+def tracks_graph(tracks: np.ndarray, lineage: Lineage | None) -> dict[int, list[int]]:
+    """The napari Tracks ``graph`` of ``lineage`` for ``tracks`` (``[track_id, t, ...]`` rows).
+
+    Divisions whose parent or daughter has no point in ``tracks`` are left out (napari refuses
+    links to tracks it does not have).
+    """
+    if not lineage or len(tracks) == 0:
+        return {}
+    return lineage.napari_graph(np.unique(np.asarray(tracks)[:, 0]).astype(np.int64).tolist())
+
+
+def tracks_layer_data(table: Any, lineage: Lineage | None = None, *,
+                      time: str = "frame") -> tuple[np.ndarray, dict[int, list[int]]]:
+    """``(data, graph)`` for ``napari.layers.Tracks(data, graph=graph)`` from an object table
+    (see :func:`tracks_from_table`) and an optional lineage."""
+    data = tracks_from_table(table, time=time)
+    return data, tracks_graph(data, lineage)
