@@ -57,6 +57,11 @@ def _frame_of(session: Any, key: tuple[int, ...]) -> int:
     return int(key[session.layout.axis])
 
 
+def _without(session: Any, key: tuple[int, ...], ended: int) -> Any:
+    """The frame's result without ``ended`` (a prompt of it on that frame still has an output there)."""
+    return session.result(key, [i for i in session.obj_ids if i != ended])
+
+
 def clear_job(session: Any, key: tuple[int, ...], obj_id: int) -> Iterator[Any]:
     session.add_mask(key, obj_id, np.zeros(session.frame_shape, bool))
     yield session.result(key)
@@ -82,7 +87,7 @@ def split_job(session: Any, key: tuple[int, ...], obj_id: int) -> Iterator[Any]:
         session.add_mask(key, d, part)
     yield NewObjects(tuple(daughters))
     yield Ended(obj_id, tuple(key))
-    yield session.result(key)
+    yield _without(session, key, obj_id)
 
 
 def merge_job(session: Any, key: tuple[int, ...], keep: int, other: int) -> Iterator[Any]:
@@ -98,7 +103,7 @@ def merge_job(session: Any, key: tuple[int, ...], keep: int, other: int) -> Iter
     session.add_mask(key, keep, res.masks[0] | res.masks[1])
     session.end_object(key, other)
     yield Ended(other, tuple(key))
-    yield session.result(key)
+    yield _without(session, key, other)
 
 
 class ObjectJobs:
