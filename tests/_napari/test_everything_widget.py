@@ -210,11 +210,13 @@ def test_select_clear_hide_and_delete(open_stack, viewer, qtbot):
 def test_export_writes_labels_and_objects_that_read_back(open_stack, viewer, qtbot, tmp_path):
     w, _ = open_stack(stack())
     w.everything.segment()
+    settle(qtbot, w)
     w.direction_combo.setCurrentText("forward")
     w.propagate()
     settle(qtbot, w)
-    tif, table = w.everything.objects.export(str(tmp_path / "result.tif"))
+    tif, table, lineage = w.everything.objects.export(str(tmp_path / "result.tif"))
     assert (tif, table) == export_paths(tmp_path / "result.tif")
+    assert lineage.read_text().splitlines() == ["parent_id,daughter_id,frame"]  # nothing divided
     np.testing.assert_array_equal(tifffile.imread(tif), out(viewer))
     with open(table, newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -173,11 +173,13 @@ def test_a_zarr_array_object_is_followed_and_bad_arrays_are_refused(tmp_path):
     z = zarr.create_array(store=zarr.storage.MemoryStore(), shape=(0, *SHAPE), chunks=(2, *SHAPE), dtype="uint8")
     stream = FrameStream.from_zarr(z, poll=0.05)
     z.append(frames, axis=0)
-    assert stream.wait_for(3, timeout=JOIN_S)  # the last frame too, once it was there for one poll
+    assert stream.wait_for(2, timeout=JOIN_S)
+    time.sleep(0.3)  # several polls: the last frame shares its chunk with frame 2, so it waits for a newer one
+    assert len(stream) == 3
     stream.close()  # stops the watch
     stream.producer.join(JOIN_S)
     assert not stream.producer.is_alive() and stream.error is None
-    np.testing.assert_array_equal(stream[:], frames)
+    np.testing.assert_array_equal(stream[:], frames[:3])
     idle = FrameStream.from_zarr(z, poll=0.05, idle_timeout=0.3)  # the frames there, then nothing new
     idle.producer.join(JOIN_S)
     assert idle.closed and idle.error is None
@@ -194,6 +196,24 @@ def test_a_zarr_array_object_is_followed_and_bad_arrays_are_refused(tmp_path):
         FrameStream.from_zarr(flat)
     with pytest.raises(InputError, match="zarr array or the path"):
         FrameStream.from_zarr(42)
+
+
+def test_a_zarr_frame_is_taken_only_once_its_chunks_are_written_however_slow_the_writer(tmp_path):
+    """The writer grows T before it writes the frame; a frame of fill values must never be read."""
+    zarr = pytest.importorskip("zarr")
+    frames = blob_stack(2, SHAPE, seed=9)
+    z = zarr.create_array(store=str(tmp_path / "slow.zarr"), shape=(1, *SHAPE), chunks=(1, 24, 32), dtype="uint8")
+    z[0] = frames[0]
+    z.resize((2, *SHAPE))  # frame 1 exists but is not written yet
+    z[1, :24] = frames[1, :24]  # and only half of its chunks are
+    stream = FrameStream.from_zarr(tmp_path / "slow.zarr", poll=0.05)
+    assert stream.wait_for(0, timeout=JOIN_S)
+    time.sleep(0.4)  # many polls
+    assert len(stream) == 1
+    z[1, 24:] = frames[1, 24:]
+    assert stream.wait_for(1, timeout=JOIN_S)
+    stream.close()
+    np.testing.assert_array_equal(stream[:], frames)
 
 
 # ---------------------------------------------------------------- any iterator: a PyAV decode

@@ -3,7 +3,8 @@
 It only translates controls into an :class:`~.everything_jobs.EverythingSettings` and calls
 :class:`~.everything_jobs.EverythingJobs` (Qt-free). "Find new objects every N frames", "End objects
 absent for K frames" and "Divisions" change what Propagate does (forward only): the widget asks
-:meth:`EverythingBinding.propagate` first. The object panel (:mod:`.object_panel`) sits below it.
+:meth:`EverythingBinding.propagate` first. The object panel (:mod:`.object_panel`) and the clean-up
+group (:mod:`.cleanup_panel`) sit below it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from qtpy.QtWidgets import QCheckBox, QFormLayout, QGroupBox, QPushButton, QSpinBox
 
+from .cleanup_panel import CleanupPanel
 from .everything_jobs import EverythingJobs, EverythingSettings
 from .object_panel import ObjectPanel
 from .ui import _row
@@ -68,6 +70,8 @@ class EverythingBinding(QGroupBox):
         at = max(layout.indexOf(panel.status_label), 0)
         layout.insertWidget(at, self)
         layout.insertWidget(at + 1, self.objects)
+        self.cleanup = CleanupPanel(panel, self.objects.schedule_refresh)
+        layout.insertWidget(at + 2, self.cleanup)
 
     @staticmethod
     def _label(text: str) -> Any:

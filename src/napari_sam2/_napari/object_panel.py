@@ -3,8 +3,9 @@
 Columns: id (with the colour swatch of the output layer's colormap), name (editable), frames covered,
 frames lost, lineage (parent, daughters). Buttons act on the selected row: Select (the current object
 of clicks), Clear on this frame, Delete, Hide / Show, Split here, Merge into (the object chosen in
-the combo box), Export. The rows are :class:`~.objects.ObjectBook`'s and the edits
-:class:`~.object_jobs.ObjectJobs`' (both Qt-free); the table refreshes when a job ends or the output
+the combo box), Export (labels TIFF + CSV, CTC, GEFF or TrackMate, each with the lineage; see
+:mod:`.track_export`) and Tracks layer (centroid tracks with the divisions as graph). The rows are
+:class:`~.objects.ObjectBook`'s and the edits :class:`~.object_jobs.ObjectJobs`' (both Qt-free); the table refreshes when a job ends or the output
 labels change (at most every ``REFRESH_MS``, never while a job runs).
 """
 
@@ -26,9 +27,9 @@ from qtpy.QtWidgets import (
 )
 
 from ..errors import Sam2Error
-from .object_export import export_objects
 from .object_jobs import ObjectJobs
 from .objects import ObjectBook, ObjectRow
+from .track_export import FORMATS, export, tracks_layer
 from .ui import _row
 
 REFRESH_MS = 300
@@ -66,9 +67,17 @@ class ObjectPanel(QGroupBox):
         self.merge_combo.setToolTip("The object that absorbs the selected one.")
         self.merge_btn = QPushButton("Merge into")
         self.merge_btn.setToolTip("The selected object's mask on this frame joins the chosen one; it ends here.")
+        lay.addWidget(_row(self.split_btn, self.merge_btn, self.merge_combo))
+        self.format_combo = QComboBox()
+        for fmt, (label, _filter) in FORMATS.items():
+            self.format_combo.addItem(label, fmt)
+        self.format_combo.setToolTip("labels TIFF + per-object CSV (as the command line writes), a Cell Tracking "
+                                     "Challenge folder, a GEFF graph or TrackMate XML; each with the lineage.")
         self.export_btn = QPushButton("Export...")
-        self.export_btn.setToolTip("The output labels as a TIFF and a per-object CSV (as the command line writes).")
-        lay.addWidget(_row(self.split_btn, self.merge_btn, self.merge_combo, self.export_btn))
+        self.export_btn.setToolTip("Write the output labels and their lineage in the chosen format.")
+        self.tracks_btn = QPushButton("Tracks layer")
+        self.tracks_btn.setToolTip("Add a napari Tracks layer: each object's centroid per frame, divisions linked.")
+        lay.addWidget(_row(self.format_combo, self.export_btn, self.tracks_btn))
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REFRESH_MS)
@@ -80,6 +89,7 @@ class ObjectPanel(QGroupBox):
         self.split_btn.clicked.connect(lambda *_: self._act(lambda i: self.jobs.split(self._key(), i)))
         self.merge_btn.clicked.connect(lambda *_: self.merge())
         self.export_btn.clicked.connect(lambda *_: self.export())
+        self.tracks_btn.clicked.connect(lambda *_: self.add_tracks_layer())
         self.table.itemChanged.connect(self._renamed)
 
     # ---- reading -------------------------------------------------------------------------------
@@ -231,20 +241,50 @@ class ObjectPanel(QGroupBox):
         if item.column() == 1 and item.row() < len(self.rows):
             self.book.rename(self.rows[item.row()].obj_id, item.text())
 
-    def export(self, path: str | None = None) -> Any:
-        """Write the output labels (TIFF) and the objects' CSV; asks where without ``path``."""
+    def _ask(self, fmt: str) -> str:
+        if fmt == "ctc":
+            return QFileDialog.getExistingDirectory(self, "Export as a Cell Tracking Challenge folder")
+        return QFileDialog.getSaveFileName(self, f"Export as {FORMATS[fmt][0]}", "", FORMATS[fmt][1])[0]
+
+    def export(self, path: str | None = None, fmt: str | None = None) -> Any:
+        """Write the output labels with their lineage in ``fmt`` (default: the combo's); asks where without
+        ``path``. Returns the paths written (None when nothing was)."""
         layer = self.output_layer()
         if layer is None:
             self.panel._say("warning", "SAM 2: there are no output labels to export yet.")
             return None
+        fmt = fmt or self.format_combo.currentData()
         asked = path is None  # the dialog confirmed replacing the file
-        path = path or QFileDialog.getSaveFileName(self, "Export labels and objects", "", "TIFF (*.tif)")[0]
+        path = path or self._ask(fmt)
         if not path:
             return None
+        session = self.panel.controller.session
         try:
-            files = export_objects(layer.data, path, self.panel.controller.session, self.panel.axis,
-                                   overwrite=asked)
+            files = export(layer.data, path, fmt, session, getattr(session, "lineage", None), self.panel.axis,
+                           overwrite=asked and fmt != "ctc")
         except (Sam2Error, OSError) as err:
             return self.panel.controller.report(err)
-        self.panel._status(f"Exported {files[0].name} and {files[1].name}.")
+        self.panel._status(f"Exported {', '.join(p.name for p in files)}.")
         return files
+
+    def add_tracks_layer(self) -> Any:
+        """Add (or update) the "<output> tracks" Tracks layer; returns it (None when refused)."""
+        layer = self.output_layer()
+        if layer is None:
+            self.panel._say("warning", "SAM 2: there are no output labels to make tracks of yet.")
+            return None
+        session = self.panel.controller.session
+        try:
+            data, graph = tracks_layer(layer.data, getattr(session, "lineage", None), self.panel.axis)
+        except Sam2Error as err:
+            return self.panel.controller.report(err)
+        if not len(data):
+            self.panel._say("info", "SAM 2: the output labels hold no objects yet: no tracks to show.")
+            return None
+        viewer, name = self.panel.viewer, f"{layer.name} tracks"
+        if name in viewer.layers:
+            viewer.layers.remove(name)
+        tracks = viewer.add_tracks(data, graph=graph, name=name, scale=layer.scale, translate=layer.translate)
+        self.panel._status(f"Tracks layer '{name}': {len(np.unique(data[:, 0]))} tracks, "
+                           f"{len(graph)} daughters linked to their parent.")
+        return tracks

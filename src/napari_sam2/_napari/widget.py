@@ -22,14 +22,15 @@ from ..layer_prompts import layer_obj_ids, mask_prompts
 from . import layers as L
 from . import messages as M
 from .controller import Sam2Controller
+from .everything_panel import EverythingBinding
 from .frames import axis_names, default_axis
 from .guards import PANEL_CLOSED, LayerGuards
-from .everything_panel import EverythingBinding
 from .live_panel import LiveBinding
 from .panel_memory import PanelMemory
 from .review_panel import ReviewPanel
 from .runner import Starter
 from .session_io import fill_prompt_layers, open_session, read_session, save_session
+from .shortcuts import Shortcuts, bind_prompt_keys
 from .ui import FALLBACK_MODELS, LOAD_FILE, NEW_OUTPUT, NO_MASKS, Sam2Panel
 from .view import PanelView
 
@@ -61,9 +62,9 @@ class Sam2Widget(Sam2Panel):
         self.guards = LayerGuards(self)
         self.live = LiveBinding(self)  # the Live toggle: follow a growing image (live_panel.py)
         self.everything = EverythingBinding(self)  # segment everything, object panel (everything_panel.py)
+        self.shortcuts = Shortcuts(self)  # Shift-Enter, Shift-M, Escape from any layer (shortcuts.py)
         self.points_layer = self.boxes_layer = None  # the prompt layers (setup_prompt_layers)
-        self._image: Any = None
-        self._model_index = 0
+        self._image, self._model_index = None, 0
         for name in [*_registry_names(), LOAD_FILE]:
             self.model_combo.addItem(name, name)
         self._prefetch_timer = QTimer(self)
@@ -179,8 +180,7 @@ class Sam2Widget(Sam2Panel):
         points = points if points is not None else L.create_points_layer(self.viewer, image, pname)
         for layer in (points, boxes):
             if self.guards.wire(layer, self._on_prompts_changed):
-                layer.bind_key("n", lambda _ly: self.negative_check.toggle(), overwrite=True)
-                layer.bind_key("c", lambda _ly: self.next_candidate(), overwrite=True)
+                bind_prompt_keys(layer, self)  # n, c; Ctrl-click: a negative point (shortcuts.py)
         self.points_layer, self.boxes_layer = points, boxes
         boxes.mode = "add_rectangle"
         self.viewer.layers.selection.active = points

@@ -10,13 +10,16 @@ undecodable, or a file arriving after a later one was taken fails the stream wit
 the file (the consumer raises it).
 
 Zarr (``watch_zarr`` / ``FrameStream.from_zarr``): a (T, Y, X[, C]) array, opened with
-``io/zarr_stack.py`` when given a path and re-opened each poll to see its new shape. Frame t is read
-once a newer frame exists or it was already there at the previous poll, so a writer that grows the
-array and then writes the frame (``zarr.Array.append``) is never read half-way.
+``io/zarr_stack.py`` when given a path and re-opened each poll to see its new shape. A writer grows
+the array before it writes the frame (``zarr.Array.append``), so a frame is read only once it is
+written: a newer frame exists, or (zarr-python 3, one frame per chunk along T) every chunk of the
+frame is in the store. A frame whose chunks zarr left out (all fill value) waits for the next frame or
+the end. No timing is assumed, so a slow writer on a loaded machine is never read half-way.
 
 Both end when ``stop_when`` says so (a sentinel: a file name in the folder or a truthy attribute of
 the zarr array, or any callable returning True; every frame written before it is then taken at
-once), after ``idle_timeout`` seconds without a new frame, or when the stream is closed or released.
+once), after ``idle_timeout`` seconds without a new frame (the frames then there are taken), or when
+the stream is closed or released.
 ``idle_timeout=None`` (default) waits for ever, until ``stream.close()`` or the sentinel.
 Polling needs no extra package and works on network drives, where file-system events often do not.
 """
@@ -24,6 +27,7 @@ Polling needs no extra package and works on network drives, where file-system ev
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import os
 import threading
 import time
@@ -59,7 +63,10 @@ def _start(stream: FrameStream, step: Callable[[bool], int], stop: Callable[[], 
                 stopping = stop is not None and bool(stop())  # looked at first: frames before it are complete
                 if step(stopping):
                     last = time.monotonic()
-                if stopping or (idle_timeout is not None and time.monotonic() - last >= idle_timeout):
+                if stopping:
+                    break
+                if idle_timeout is not None and time.monotonic() - last >= idle_timeout:
+                    step(True)  # the writer is done: its last frames are complete
                     break
                 time.sleep(poll)
         except BaseException as exc:  # the consumer re-raises it
@@ -237,6 +244,27 @@ def _reopened(array: Any) -> Any:
     return zarr.open_array(store=array.store, path=array.path, mode="r")  # zarr-python 2
 
 
+def _frame_stored(array: Any, t: int) -> bool:
+    """Whether every chunk of frame ``t`` is in the store (zarr-python 3 with one frame per chunk along T).
+
+    Otherwise (zarr-python 2, h5py, chunks spanning several frames) False: the frame is taken once a
+    newer one exists.
+    """
+    chunks = getattr(array, "chunks", None)
+    metadata = getattr(array, "metadata", None)
+    if not chunks or chunks[0] != 1 or not hasattr(metadata, "encode_chunk_key"):
+        return False
+    try:
+        from zarr.core.sync import sync
+
+        grid = [range(-(-int(n) // int(c))) for n, c in zip(array.shape[1:], chunks[1:])]
+        prefix = f"{array.path}/" if array.path else ""
+        return all(sync(array.store.exists(prefix + metadata.encode_chunk_key((t, *rest))))
+                   for rest in itertools.product(*grid))
+    except Exception:  # another zarr layout or version: wait for the next frame
+        return False
+
+
 def watch_zarr(array_or_path: Any, *, poll: float = 0.2, stop_when: str | Callable[[], bool] | None = None,
                idle_timeout: float | None = None, keep_last: int | None = None, max_bytes: int | None = None,
                spill_dir: str | Path | None = None) -> FrameStream:
@@ -252,7 +280,7 @@ def watch_zarr(array_or_path: Any, *, poll: float = 0.2, stop_when: str | Callab
         raise InputError(f"The zarr array has shape {tuple(array.shape)}; a growing stack must be (T, Y, X) or "
                          "(T, Y, X, C) with time first.")
     stream = FrameStream(frame_shape, array.dtype, keep_last=keep_last, max_bytes=max_bytes, spill_dir=spill_dir)
-    state = {"array": array, "seen": 0}  # "seen": the length at the previous poll
+    state = {"array": array}
 
     def step(final: bool) -> int:
         arr = state["array"] = _reopened(state["array"])
@@ -260,8 +288,9 @@ def watch_zarr(array_or_path: Any, *, poll: float = 0.2, stop_when: str | Callab
         if shape[1:] != frame_shape:
             raise InputError(f"The zarr array's frames changed from shape {frame_shape} to {shape[1:]}; a growing "
                              "stack may only grow along its first axis (T).")
-        ready = shape[0] if final else max(shape[0] - 1, state["seen"])
-        state["seen"] = shape[0]
+        ready = shape[0]
+        if not final and ready > 0 and not _frame_stored(arr, ready - 1):
+            ready -= 1
         start = len(stream)
         for t in range(start, ready):
             stream.append(np.asarray(arr[t]))
