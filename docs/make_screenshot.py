@@ -1,9 +1,11 @@
 """Re-make docs/screenshot.png: the real widget in a real viewer (run under Xvfb on a headless machine).
 
-    xvfb-run -a python docs/make_screenshot.py
+    xvfb-run -a -s "-screen 0 1920x1200x24" python docs/make_screenshot.py
 
-Cells sample, one click on frame 0, a propagation over frames 0..9, every panel the widget has.
-Uses the random-weights test model (no weights download), so the masks themselves mean nothing.
+Cells sample, "Segment everything" on frame 0, the object panel scrolled into view. No weights are
+downloaded: the model is the random-weights test model, and a stand-in segmenter (Otsu threshold, one
+object per connected part) replaces the mask generator, so that the frame shown has one object per cell
+(mask prompts come back as given). Propagating with random weights would draw meaningless masks.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import napari
-from qtpy.QtWidgets import QApplication
+import numpy as np
+from qtpy.QtWidgets import QApplication, QScrollArea
 
 from napari_sam2.model.testing import random_model
 
@@ -23,6 +26,21 @@ def wait(widget, app) -> None:
         app.processEvents()
 
 
+class OtsuCells:
+    """Stand-in for the mask generator: each bright connected part of the frame, largest first."""
+
+    def generate(self, image):
+        from scipy import ndimage
+        from skimage.filters import threshold_otsu
+
+        grey = np.asarray(image, np.float32).mean(-1)
+        lab, n = ndimage.label(grey > threshold_otsu(grey))
+        parts = [lab == i for i in range(1, n + 1)]
+        parts = sorted((p for p in parts if p.sum() >= 30), key=lambda p: -int(p.sum()))
+        return [{"segmentation": p, "area": int(p.sum()), "predicted_iou": 0.9, "stability_score": 0.95}
+                for p in parts]
+
+
 def main() -> None:
     viewer = napari.Viewer()
     viewer.open_sample("napari-sam2", "cells_timelapse")
@@ -31,14 +49,19 @@ def main() -> None:
     w.use_model(random_model(seed=0), "random test model")
     w.follow_check.setChecked(False)
     viewer.dims.set_current_step(0, 0)
-    w.points_layer.add([[0, 120, 88]])
+    w.controller.mask_source_factory = lambda model, settings: OtsuCells()
+    w.everything.segment()
     wait(w, app)
-    w.range_check.setChecked(True)
-    w.last_spin.setValue(9)
-    w.propagate()
-    wait(w, app)
-    viewer.window.resize(1500, 1000)
+    w.everything.objects.refresh()
+    viewer.window.resize(1900, 1100)
     viewer.layers.selection.active = w.points_layer
+    for _ in range(20):
+        app.processEvents()
+    parent = w.everything.objects.parentWidget()
+    while parent is not None and not isinstance(parent, QScrollArea):
+        parent = parent.parentWidget()
+    if parent is not None:  # the dock scrolls: show the object panel
+        parent.ensureWidgetVisible(w.everything.objects, 0, 0)
     for _ in range(20):
         app.processEvents()
     viewer.screenshot(path=str(OUT), canvas_only=False, flash=False)

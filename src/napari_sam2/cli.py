@@ -4,15 +4,15 @@
     napari-sam2 segment movies/ --prompts prompts/ --out results/ --table results/ --ctc ctc/
     napari-sam2 models
     napari-sam2 demo-live        # live tracking of a synthetic acquisition in napari (_cli_demo.py)
+    napari-sam2 finetune movie.tif --labels labels.tif --out my_model.pt  # training (_cli_finetune.py)
 
 See docs/cli.md. Exit codes: 0 ok (outputs that exist are skipped with a message), 1 other
 error (e.g. an output that cannot be written), 2 usage error, 3 unreadable input stack,
 4 bad prompts, 5 model not available, 130 Ctrl-C or a cancelled job, 143 SIGTERM (128 + the
 signal number). Each error is one line on stderr: a :class:`~napari_sam2.errors.Sam2Error`
-(the user can fix it) its message, anything else "unexpected ..., report it"; ``--debug``
-shows tracebacks. Outputs are written under
-hidden temporary names and renamed into place only when complete; an error, Ctrl-C or
-SIGTERM removes them (``io.partial_files``, ``_cli_signals``).
+(the user can fix it) its message, anything else "unexpected ..., report it"; ``--debug`` shows
+tracebacks. Outputs are written under hidden temporary names and renamed into place only when
+complete; an error, Ctrl-C or SIGTERM removes them (``io.partial_files``, ``_cli_signals``).
 
 Memory stays bounded: stacks are read lazily (``io.read_stack``), results stream frame by
 frame into ``io.LabelsTiffWriter`` (or ``io.LabelsZarrWriter`` for ``--out x.zarr``, which
@@ -38,6 +38,7 @@ import numpy as np
 
 from ._cli_batch import add_cluster_options, run_on_cluster
 from ._cli_demo import add_demo_parser
+from ._cli_finetune import add_finetune_parser
 from ._cli_everything import add_everything_options, everything_notices, everything_of
 from ._cli_plan import Job, plan_jobs
 from ._cli_signals import Terminated, interrupt_status, terminate_as_interrupt
@@ -359,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     mod.set_defaults(func=cmd_models, quiet=False)
     add_demo_parser(sub, _device, _image_size)  # demo-live (_cli_demo.py)
+    add_finetune_parser(sub, _device, _image_size)  # finetune (_cli_finetune.py)
     return parser
 
 

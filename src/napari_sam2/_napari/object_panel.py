@@ -53,6 +53,7 @@ class ObjectPanel(QGroupBox):
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.table.setMinimumHeight(120)  # about four rows, even in a crowded dock
         self.table.setMaximumHeight(180)
         lay.addWidget(self.table)
         self.select_btn = QPushButton("Select")

@@ -215,24 +215,9 @@ class Clip:
             mems.append(torch.cat([x.flatten(2).permute(0, 2, 1) for x in m], dim=1))
             if pl.pointers:
                 ptrs.append(torch.stack([stored_state(tr, f).obj_ptr[0] for _, f in pl.pointers]))
-        memory = torch.cat(mems)  # (B, n_mem * hw, 64)
-        h, w = feats.vision.shape[-2:]
-        mem_pe = self.model.memory_encoder.position_encoding.encoding(h, w, device=feats.vision.device)
-        pos_base = mem_pe[None].flatten(2).permute(0, 2, 1)  # (1, hw, 64)
-        tpos = self.model.maskmem_tpos_enc
-        pos = [pos_base + tpos[len(tpos) - t_pos - 1].reshape(1, 1, -1) for t_pos, _ in plan.memories]
-        memory_pos = torch.cat(pos, dim=1).expand(len(tracks), -1, -1)
-        n_ptr_tokens = 0
-        if ptrs:
-            p = torch.stack(ptrs)  # (B, N, 256)
-            b, n, c = p.shape
-            split = c // memory.shape[-1]
-            p_tokens = p.reshape(b, n, split, -1).flatten(1, 2)  # (B, N * 4, 64)
-            p_pos = self.model.pointer_pos_enc([r for r, _ in plan.pointers], plan.t_diff_max, memory.device)
-            p_pos = p_pos.repeat_interleave(split, dim=0)[None].expand(b, -1, -1)
-            memory = torch.cat([memory, p_tokens.to(memory.dtype)], dim=1)
-            memory_pos = torch.cat([memory_pos, p_pos.to(memory_pos.dtype)], dim=1)
-            n_ptr_tokens = n * split
+        memory, memory_pos, n_ptr_tokens = self.model.memory_tokens(
+            torch.cat(mems), [t_pos for t_pos, _ in plan.memories], torch.stack(ptrs) if ptrs else None,
+            [r for r, _ in plan.pointers], plan.t_diff_max, tuple(feats.vision.shape[-2:]))
         return self.model.condition_on_memory(feats, memory, memory_pos, n_ptr_tokens)
 
     def _encode_prompt_memory(self, frame: int, st: FrameState) -> torch.Tensor:

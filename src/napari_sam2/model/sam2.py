@@ -218,6 +218,40 @@ class Sam2Model(nn.Module):
         pos = torch.tensor(rel_pos, device=device) / t_diff_max
         return self.obj_ptr_tpos_proj(sine_encoding_1d(pos, HIDDEN_DIM))
 
+    def memory_tokens(
+        self,
+        memory: torch.Tensor,
+        t_positions: list[int],
+        pointers: torch.Tensor | None,
+        rel_pos: list[int],
+        t_diff_max: int,
+        hw: tuple[int, int],
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The memory attention's keys: spatial memories and object pointers with their positions.
+
+        ``memory`` (B, n * h * w, 64): the memory features of n frames, flattened in order;
+        ``t_positions``: each frame's temporal slot (0 = a conditioning frame, k = k frames away);
+        ``pointers`` (B, N, 256) or None, at frame offsets ``rel_pos`` (scaled by ``t_diff_max``).
+        Returns (memory, memory_pos, number of pointer tokens); each pointer is split into
+        256 / 64 tokens. The engine and the trainer both build memories through this.
+        """
+        h, w = hw
+        mem_pe = self.memory_encoder.position_encoding.encoding(h, w, device=memory.device)
+        pos_base = mem_pe[None].flatten(2).permute(0, 2, 1)  # (1, hw, 64)
+        tpos = self.maskmem_tpos_enc
+        pos = [pos_base + tpos[len(tpos) - t_pos - 1].reshape(1, 1, -1) for t_pos in t_positions]
+        memory_pos = torch.cat(pos, dim=1).expand(memory.shape[0], -1, -1)
+        if pointers is None or not len(rel_pos):
+            return memory, memory_pos, 0
+        b, n, c = pointers.shape
+        split = c // memory.shape[-1]
+        p_tokens = pointers.reshape(b, n, split, -1).flatten(1, 2)  # (B, N * 4, 64)
+        p_pos = self.pointer_pos_enc(list(rel_pos), t_diff_max, memory.device)
+        p_pos = p_pos.repeat_interleave(split, dim=0)[None].expand(b, -1, -1)
+        memory = torch.cat([memory, p_tokens.to(memory.dtype)], dim=1)
+        memory_pos = torch.cat([memory_pos, p_pos.to(memory_pos.dtype)], dim=1)
+        return memory, memory_pos, n * split
+
     def condition_on_memory(
         self,
         feats: ImageFeatures,
