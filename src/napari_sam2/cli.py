@@ -38,8 +38,8 @@ import numpy as np
 
 from ._cli_batch import add_cluster_options, run_on_cluster
 from ._cli_demo import add_demo_parser
-from ._cli_finetune import add_finetune_parser
 from ._cli_everything import add_everything_options, everything_notices, everything_of
+from ._cli_finetune import add_finetune_parser
 from ._cli_plan import Job, plan_jobs
 from ._cli_signals import Terminated, interrupt_status, terminate_as_interrupt
 from ._cli_stacks import describe_stack, open_labels_writer, read_prompt_file

@@ -60,7 +60,8 @@ def frame_loss(candidates: torch.Tensor, pred_iou: torch.Tensor, score_logit: to
     """
     present = bool(target.any())
     targets = target.expand_as(candidates)
-    score = F.binary_cross_entropy_with_logits(score_logit.reshape(1).float(), score_logit.new_tensor([float(present)]).float())
+    logit = score_logit.reshape(1).float()
+    score = F.binary_cross_entropy_with_logits(logit, logit.new_tensor([float(present)]))
     actual = mask_iou(candidates, targets)
     if present:
         f, d = focal(candidates, targets), dice(candidates, targets)
@@ -73,5 +74,6 @@ def frame_loss(candidates: torch.Tensor, pred_iou: torch.Tensor, score_logit: to
         best = 0
     total = (WEIGHTS["focal"] * f_best + WEIGHTS["dice"] * d_best + WEIGHTS["iou"] * iou_loss
              + WEIGHTS["score"] * score)
-    parts = {k: float(v.detach()) for k, v in (("focal", f_best), ("dice", d_best), ("iou", iou_loss), ("score", score))}
+    named = (("focal", f_best), ("dice", d_best), ("iou", iou_loss), ("score", score))
+    parts = {k: float(v.detach()) for k, v in named}
     return FrameLoss(total, parts, float(actual[best]))
