@@ -290,6 +290,7 @@ def test_cli_models_lists_registry_and_cache(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:-1]}
     assert lines["sam2.1_hiera_tiny"][-1] == "yes" and lines["sam2.1_hiera_large"][-1] == "no"
+    assert lines["napari-sam2-demo"][2:4] == ["built", "in"] and "not Meta's" in proc.stdout
     assert str(tmp_path) in proc.stdout.splitlines()[-1]
 
 

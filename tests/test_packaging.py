@@ -181,6 +181,16 @@ def test_wheel_carries_the_weights_registry_as_a_real_file(wheel):
 
 
 @pytest.mark.slow
+def test_wheel_carries_the_demo_model_as_a_real_file(wheel):
+    link = ROOT / "src" / "napari_sam2" / "checkpoints" / "napari-sam2-demo.pt"
+    assert link.is_symlink(), "src/napari_sam2/checkpoints/napari-sam2-demo.pt must link to weights/"
+    with zipfile.ZipFile(wheel) as zf:
+        info = zf.getinfo("napari_sam2/checkpoints/napari-sam2-demo.pt")
+        assert not _is_symlink(info)
+        assert zf.read(info) == link.read_bytes()
+
+
+@pytest.mark.slow
 def test_npe2_finds_the_manifest_of_the_installed_wheel(wheel, tmp_path):
     target = tmp_path / "site"
     proc = subprocess.run(

@@ -38,6 +38,8 @@ def add_finetune_parser(sub: Any, device_type: Any, image_size_type: Any) -> Non
                          "%(default)s)")
     ft.add_argument("--steps", type=int, default=1000, help="training steps, one clip each (default: %(default)s)")
     ft.add_argument("--clip-len", type=int, default=4, metavar="K", help="frames per clip (default: %(default)s)")
+    ft.add_argument("--objects", type=int, default=1, metavar="B",
+                    help="objects per clip, trained together as one batch (default: %(default)s)")
     ft.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate (default: %(default)s)")
     ft.add_argument("--val-every", type=int, default=100, metavar="N",
                     help="validate and save every N steps (default: %(default)s)")
@@ -71,7 +73,8 @@ def cmd_finetune(args: argparse.Namespace, parser: argparse.ArgumentParser, cons
 
     if len(args.stacks) != len(args.labels):
         raise InputError(f"Give one --labels file per stack ({len(args.stacks)} stacks, {len(args.labels)} labels).")
-    settings = TrainSettings(steps=args.steps, clip_len=args.clip_len, lr=args.lr, train=args.train,
+    settings = TrainSettings(steps=args.steps, clip_len=args.clip_len, objects=args.objects, lr=args.lr,
+                             train=args.train,
                              val_every=args.val_every, seed=args.seed)
     stacks = [_open(p, "Stack") for p in args.stacks]
     labels = [_open(p, "Labels") for p in args.labels]

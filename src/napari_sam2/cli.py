@@ -26,11 +26,11 @@ order, at the end.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 import re
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -101,6 +101,7 @@ class ModelLoader:
         if self.model is None:
             from .api import TEST_MODEL, get_model
             from .checkpoints import registry_names, tqdm_progress
+            from .checkpoints.builtin import DEMO_MODEL, DEMO_NOTE
 
             name = self.args.model
             self.console.info(f"loading model {name}...")
@@ -111,6 +112,8 @@ class ModelLoader:
                 self.model = get_model(name, self.args.device, self.args.image_size)
             if name == TEST_MODEL:
                 self.console.info("using the random-weights TEST model: the masks are meaningless.")
+            elif name == DEMO_MODEL:
+                self.console.info(f"using {DEMO_NOTE}.")
         return self.model
 
 
@@ -273,14 +276,19 @@ def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser, conso
 
 
 def cmd_models(args: argparse.Namespace, parser: argparse.ArgumentParser, console: _Console) -> int:
-    from .checkpoints import ENV_WEIGHTS_DIR, cache_dir, is_cached, load_registry
+    from .checkpoints import DEMO_MODEL, ENV_WEIGHTS_DIR, cache_dir, demo_checkpoint, is_cached, load_registry
 
     registry = load_registry()
-    width = max(len(n) for n in registry.names())
+    width = max(len(n) for n in [*registry.names(), DEMO_MODEL])
     print(f"{'model':<{width}}  {'size':>8}  cached")
     for name in registry.names():
         entry = registry.get(name)
         print(f"{name:<{width}}  {entry.display_size:>8}  {'yes' if is_cached(name) else 'no'}")
+    try:
+        demo = f"{demo_checkpoint().stat().st_size / 1e6:.0f} MB"
+    except Sam2Error:
+        demo = "missing"
+    print(f"{DEMO_MODEL:<{width}}  {demo:>8}  built in (not Meta's SAM 2: a small demo model, see docs/weights.md)")
     folder = cache_dir()
     blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
     unusable = f" (unusable: {blocker} is a file; set {ENV_WEIGHTS_DIR} to another folder)" if blocker else ""

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _amg_runner import is_amg_case, run_amg_case
+
 from napari_sam2.engine.image_predictor import ImagePredictor
 from napari_sam2.engine.video_session import VideoSession
 from napari_sam2.model.configs import get_config
@@ -261,8 +261,10 @@ class Checker:
                 self.expect(ok, f"{tag} mask {k}: {msg}")
 
 
-def run_image_steps(case: Case) -> Checker:
-    model = model_for(case)
+def run_image_steps(case: Case, model=None, record: list | None = None) -> Checker:
+    """Replay an image case on ``model`` (default: the case's fp32 model) and check every step;
+    ``record`` (a list) also receives each step's masks."""
+    model = model_for(case) if model is None else model
     frames = case.frames()
     check = Checker(case)
     for i, step in enumerate(case.meta["steps"]):
@@ -283,11 +285,15 @@ def run_image_steps(case: Case) -> Checker:
             return_logits=True,
         )
         check.image_event(i, step, pred_out)
+        if record is not None:
+            record.append((None, pred_out.masks > 0))  # logits were asked for: the masks are their sign
     return check
 
 
-def run_video_steps(case: Case) -> Checker:
-    model = model_for(case)
+def run_video_steps(case: Case, model=None, record: list | None = None) -> Checker:
+    """Replay a video case on ``model`` (default: the case's fp32 model) and check every event;
+    ``record`` (a list) also receives each event's (obj_ids, masks)."""
+    model = model_for(case) if model is None else model
     session = session_for(case, model)
     check = Checker(case)
     events = iter(e for e in case.meta["events"])
@@ -307,11 +313,15 @@ def run_video_steps(case: Case) -> Checker:
                 res = session.add_points(step["frame_idx"], step["obj_id"], pts, step["labels"],
                                          clear=step.get("clear_old_points", True), return_logits=True)
             check.video_event(next(events), res, session)
+            if record is not None:
+                record.append((res.obj_ids, res.masks))
         elif op == "add_new_mask":
             key = next(k for k in ("mask", "mask_array", "mask_key", "mask_npz", "mask_npz_key") if k in step)
             res = session.add_mask(step["frame_idx"], step["obj_id"], case.lookup_array(step[key]).astype(bool),
                                    return_logits=True)
             check.video_event(next(events), res, session)
+            if record is not None:
+                record.append((res.obj_ids, res.masks))
         elif op == "propagate_in_video":
             reverse = bool(step.get("reverse", False))
             start = step.get("start_frame_idx")
@@ -325,6 +335,8 @@ def run_video_steps(case: Case) -> Checker:
                                          return_logits=True):
                 got.append(res.frame)
                 check.video_event(next(events), res, session)
+                if record is not None:
+                    record.append((res.obj_ids, res.masks))
             if "yielded_frames" in step:
                 check.expect(got == step["yielded_frames"], f"propagation yielded {got}, expected {step['yielded_frames']}")
         else:

@@ -16,8 +16,10 @@ from napari_sam2.errors import InputError
 from napari_sam2.model.loading import load_model
 from napari_sam2.model.testing import random_model
 from napari_sam2.train import TrainSettings, finetune
+from napari_sam2.train.clip_forward import clip_forward
+from napari_sam2.train.data import ClipSampler
 from napari_sam2.train.losses import frame_loss
-from napari_sam2.train.prompts import correction_click, sample_prompt
+from napari_sam2.train.prompts import Prompt, add_clicks, correction_click, sample_prompt
 
 T, H, W = 8, 64, 64
 FAST = dict(clip_len=2, lr=1e-3, train="decoder", prompt_kinds=("box",), box_jitter=0.0, correction_rounds=0)
@@ -139,3 +141,31 @@ def test_prompts_and_losses_follow_their_rules():
     loss = frame_loss(good, torch.tensor([1.0, 0.0, 0.0]), torch.tensor([8.0]), target[0])
     bad = frame_loss(-good, torch.tensor([1.0, 0.0, 0.0]), torch.tensor([-8.0]), target[0])
     assert loss.iou == 1.0 and loss.total < 0.05 < bad.total
+
+
+def test_objects_of_a_clip_train_as_one_batch_with_the_losses_of_each_alone():
+    stack, labels = cells(3)
+    sampler = ClipSampler([stack], [labels], 256, clip_len=3, seed=0, max_objects=4)
+    clip = sampler.sample()
+    assert sorted(clip.obj_ids) == [1, 2] and clip.masks.shape == (3, 2, 256, 256)  # both ids: fewer than 4
+    for b, obj in enumerate(clip.obj_ids):
+        assert torch.equal(clip.masks[:, b] > 0, sampler.clip(0, clip.start, [obj]).masks[:, 0] > 0)
+    model = random_model()
+    prompt = sample_prompt(clip.masks[0], np.random.default_rng(0), kinds=("box",), box_jitter=0.0)
+    assert prompt.coords.shape == (2, 2, 2) and prompt.labels.tolist() == [[2, 3], [2, 3]]
+    with torch.no_grad():
+        both = clip_forward(model, clip, prompt, correction_rounds=0)
+        alone = [clip_forward(model, sampler.clip(0, clip.start, [obj]),
+                              Prompt(prompt.coords[b: b + 1], prompt.labels[b: b + 1], None, "box"), 0)
+                 for b, obj in enumerate(clip.obj_ids)]
+    assert len(both.frames) == 3 and both.masks[0].shape == (2, 256, 256)
+    torch.testing.assert_close(both.loss, torch.stack([a.loss for a in alone]).mean(), rtol=1e-4, atol=1e-5)
+    for b in range(2):
+        assert all(torch.equal(m[b], a[0]) for m, a in zip(both.masks, alone[b].masks))
+
+
+def test_a_correction_round_pads_objects_that_need_no_click():
+    prompt = Prompt(torch.tensor([[[5.0, 5.0]], [[9.0, 9.0]]]), torch.ones(2, 1, dtype=torch.int32), None, "click")
+    fixed = add_clicks(prompt, [((3.5, 4.5), 0), None])
+    assert fixed.coords.shape == (2, 2, 2) and fixed.labels.tolist() == [[1, 0], [1, -1]]  # -1: not a point
+    assert fixed.coords[0, 1].tolist() == [3.5, 4.5]

@@ -294,6 +294,11 @@ class Sam2Controller:
 
     def _set_model(self, model: Any) -> None:
         self.model = model
+        note = getattr(model, "fallback_note", "")
+        self.view.model_note(note)  # offline without the chosen checkpoint: the demo model stands in
+        if note:  # (workers._offline_fallback); the warning once, the note for as long as it is in use
+            self.view.message("warning", f"Model {model.source_name} ready. {note}")
+            return
         self.view.status(f"Model {self.model_source[0] if self.model_source else ''} ready.")
 
     def _open_spec(self, job: Job) -> Any:

@@ -47,6 +47,10 @@ class ControllerView:
     def message(self, level: str, text: str) -> None:
         """A notification ('error', 'warning' or 'info') that names the fix."""
 
+    def model_note(self, text: str) -> None:
+        """A note on the model in use that stays visible while it is ('' clears it): the demo model
+        standing in for an official one that could not be downloaded."""
+
     def busy(self, running: bool, cancellable: bool) -> None:
         """A long job (load, open, propagate) started (``running``) or everything ended."""
 

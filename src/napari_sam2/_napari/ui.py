@@ -71,6 +71,11 @@ class Sam2Panel(QWidget):
         self.mask_combo.setToolTip("Optional Labels layer (e.g. Cellpose) whose labels on a frame become mask prompts.")
         form.addRow("Image", self.image_combo)
         form.addRow("Model", self.model_combo)
+        self.model_note_label = QLabel("")  # stays while the demo model stands in for an official one
+        self.model_note_label.setWordWrap(True)
+        self.model_note_label.setStyleSheet("color: #e0a030;")
+        self.model_note_label.setVisible(False)
+        form.addRow(self.model_note_label)
         form.addRow("Device", _row(self.device_combo, QLabel("resolution"), self.size_combo))
         self.device_label = QLabel("")  # the device "auto" resolves to here, and the CPU default's note
         self.device_label.setWordWrap(True)

@@ -85,6 +85,15 @@ class PanelView(ControllerView):
     def message(self, level: str, text: str) -> None:
         self._call("_say", level, text)
 
+    def model_note(self, text: str) -> None:
+        w = self._widget()
+        if w is not None:
+            try:
+                w.model_note_label.setText(text)
+                w.model_note_label.setVisible(bool(text))
+            except RuntimeError:  # deleted meanwhile
+                pass
+
     def queued(self) -> None:
         self.status(self.line.note_queued())
 

@@ -17,6 +17,7 @@ from napari.layers import Image, Labels
 from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import QFileDialog
 
+from ..checkpoints.builtin import DEMO_MODEL
 from ..errors import Sam2Error
 from ..layer_prompts import layer_obj_ids, mask_prompts
 from . import layers as L
@@ -65,7 +66,7 @@ class Sam2Widget(Sam2Panel):
         self.shortcuts = Shortcuts(self)  # Shift-Enter, Shift-M, Escape from any layer (shortcuts.py)
         self.points_layer = self.boxes_layer = None  # the prompt layers (setup_prompt_layers)
         self._image, self._model_index = None, 0
-        for name in [*_registry_names(), LOAD_FILE]:
+        for name in [*_registry_names(), DEMO_MODEL, LOAD_FILE]:  # the demo model: built in, offline
             self.model_combo.addItem(name, name)
         self._prefetch_timer = QTimer(self)
         self._prefetch_timer.setSingleShot(True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engine.layout import FrameKey
-from ..errors import Cancelled, DownloadCancelled, LoadCancelled, PromptError
+from ..errors import Cancelled, DownloadCancelled, DownloadError, LoadCancelled, PromptError
 from .prompt_sync import CLEAR, REMOVE, SET, SyncOp
 
 
@@ -112,9 +112,29 @@ def load_model_job(
             of = f" of {total / 1e6:.0f}" if total else ""
             yield Status(f"Downloading {name}: {mb}{of} MB...")
     thread.join()
+    if isinstance(box.get("error"), DownloadError):
+        return (yield from _offline_fallback(name, device, box["error"]))
     if "error" in box:
         raise box["error"]
     return box["model"]
+
+
+def _offline_fallback(name: str, device: str, err: DownloadError) -> Iterator[Any]:
+    """``name`` is not cached and cannot be downloaded: load the built-in demo model instead, with a
+    ``fallback_note`` on it that the controller shows (a warning naming what happened and the fix)."""
+    from ..checkpoints.builtin import DEMO_MODEL, DEMO_NOTE
+    from ..model.loading import load_model
+
+    yield Status(f"{name} cannot be downloaded; loading the built-in demo model...")
+    try:
+        model = load_model(DEMO_MODEL, device=device)  # its own resolution (256 px): the one it was trained at
+    except Exception:  # noqa: BLE001 - no demo model either: the download error is the one to show
+        raise err from None
+    reason = str(err).split(". ")[0].rstrip(".")
+    model.fallback_note = (f"{name} is not cached and could not be downloaded ({reason}), so this uses "
+                           f"{DEMO_NOTE}. Connect to the network and choose {name} again for SAM 2's quality.")
+    model.source_name = DEMO_MODEL
+    return model
 
 
 def open_session_job(model: Any, data: Any, axis: int, **kwargs: Any) -> Iterator[Any]:

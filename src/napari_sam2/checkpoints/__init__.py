@@ -14,16 +14,19 @@ tokens) live in their modules. See docs/weights.md for the cache folder, environ
 from __future__ import annotations
 
 from ..errors import DownloadCancelled
+from .builtin import DEMO_MODEL, demo_checkpoint
 from .cache import ENV_WEIGHTS_DIR, cache_dir
 from .progress import tqdm_progress
 from .registry import ENV_REGISTRY, get_entry, load_registry, registry_names
 from .resolve import is_cached, resolve_checkpoint
 
 __all__ = [
+    "DEMO_MODEL",
     "ENV_REGISTRY",
     "ENV_WEIGHTS_DIR",
     "DownloadCancelled",
     "cache_dir",
+    "demo_checkpoint",
     "get_entry",
     "is_cached",
     "load_registry",

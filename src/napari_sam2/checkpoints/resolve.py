@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import CheckpointError
-
 from . import cache
+from .builtin import demo_checkpoint, is_demo_name
 from .cache import ENV_WEIGHTS_DIR
 from .download import fetch, manual_hint
 from .filecheck import sniff_checkpoint
@@ -48,6 +48,8 @@ def resolve_checkpoint(
     ``verify(path)`` (default: :func:`default_verify`) runs once per file, its success is recorded on disk.
     Raises DownloadError (network), DownloadCancelled, or CheckpointError (bad or missing file).
     """
+    if is_demo_name(name_or_path):
+        return demo_checkpoint()
     reg = as_registry(registry)
     name = registry_name_of(name_or_path, reg.names())
     if name is None:
@@ -114,11 +116,14 @@ def checkpoint_source(name_or_path: Any, registry: RegistryLike = None) -> str |
 
     A mistyped name raises "Unknown model ...; did you mean ...?"; a path that cannot be a checkpoint
     (missing, a folder, empty, an LFS pointer, HTML, safetensors, an archive) a CheckpointError naming
-    the fix. ``load_model`` and the command line both use it.
+    the fix. ``load_model`` and the command line both use it. ``"napari-sam2-demo"`` is the shipped
+    demo checkpoint's file (:mod:`.builtin`).
     """
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise CheckpointError(f"The model must be a model name (e.g. 'sam2.1_hiera_tiny') or the path of a .pt "
                               f"checkpoint, not a {type(name_or_path).__name__}.")
+    if is_demo_name(name_or_path):
+        return demo_checkpoint()
     reg = as_registry(registry)
     name = registry_name_of(name_or_path, reg.names())
     if name is None:

@@ -170,12 +170,17 @@ class Clip:
         tr.prune(frame, self.max_cond)  # memories loaded for this click go back off the device
         return self.result(frame, is_cond=is_cond, return_logits=return_logits)
 
-    def _state(self, out: HeadsOutput, row: int) -> FrameState:
-        low = out.low_res[row : row + 1]
-        if self.fill_hole_area > 0:
+    def _state(self, out: HeadsOutput, row: int, iou: float | None = None, filled: torch.Tensor | None = None
+               ) -> FrameState:
+        """Row ``row`` of a batch's output. ``iou`` / ``filled``: its predicted IoU and hole-filled
+        low-res mask when the caller made them for the whole batch at once (one host round trip per
+        batch, not one per object)."""
+        low = out.low_res[row : row + 1] if filled is None else filled[row : row + 1]
+        if filled is None and self.fill_hole_area > 0:
             low = fill_holes(low, self.fill_hole_area)
         st = FrameState(low, out.obj_ptr[row : row + 1].float(),
-                        out.object_score_logits[row : row + 1].float(), float(out.iou[row]))
+                        out.object_score_logits[row : row + 1].float(),
+                        float(out.iou[row]) if iou is None else iou)
         if out.choice is not None:
             st.choice = int(out.choice[row])
         if out.candidates is not None:
@@ -189,7 +194,8 @@ class Clip:
         tr = self.tracks.get(obj_id)
         st = tr.output(frame, peek=False) if tr else None
         if st is None or st.candidates is None:
-            raise PromptError(f"Object {obj_id} has no multimask candidates on frame {frame} (only a single click has).")
+            raise PromptError(f"Object {obj_id} has no multimask candidates on frame {frame} "
+                              "(only a single click has).")
         k = int(k) % st.candidates.shape[1]
         low = st.candidates[:, k : k + 1]
         st.low_res = fill_holes(low, self.fill_hole_area) if self.fill_hole_area > 0 else low
@@ -285,50 +291,59 @@ class Clip:
             out = self.model.sam_heads(pix, feats.high_res, None, None, None, multimask=True, candidates=False)
             mem, _ = self.model.encode_memory(feats.vision, out.high_res, out.object_score_logits, binarize=False)
         mem = mem.to(torch.bfloat16)
+        ious = out.iou.float().cpu().tolist()
+        filled = fill_holes(out.low_res, self.fill_hole_area)
         for row, tr in enumerate(group):
-            st = self._state(out, row)
+            st = self._state(out, row, ious[row], filled)
             st.maskmem = mem[row : row + 1]
             tr.non_cond[frame] = st
 
     # ------------------------------------------------------------------ results
     def result(self, frame: int, is_cond: bool | None = None, return_logits: bool = False) -> FrameResult:
-        """Masks of every object on ``frame`` at the stack's resolution."""
-        ids, masks, logits, lows, scores, ious = [], [], [], [], [], []
+        """Masks of every object on ``frame`` at the stack's resolution.
+
+        All objects are upsampled in one batch on the compute device and come to the host in one
+        copy of booleans (the float logits only when asked for), not one transfer per object."""
         h, w = self.hw
-        for obj_id, tr in self.tracks.items():
-            st = tr.output(frame, is_cond)
-            ids.append(obj_id)
-            if st is None:
-                low = torch.full((1, 1, 4, 4), NO_OBJ_SCORE)
-                scores.append(NO_OBJ_SCORE)
-                ious.append(0.0)
-            else:
-                low = st.low_res
-                scores.append(float(st.score.reshape(-1)[0]))
-                ious.append(st.iou)
-            full = F.interpolate(low.float(), size=(h, w), mode="bilinear", align_corners=False)[0, 0]
-            full = full.cpu()
-            masks.append((full > 0).numpy())
-            if return_logits:
-                logits.append(full.numpy())
-                lows.append(low.float()[0, 0].cpu().numpy())
+        ids = list(self.tracks)
+        states = [tr.output(frame, is_cond) for tr in self.tracks.values()]
         n = len(ids)
-        score_arr = np.asarray(scores, dtype=np.float32).reshape(n)
+        masks = np.zeros((n, h, w), bool)
+        logits = np.full((n, h, w), NO_OBJ_SCORE, np.float32) if return_logits else None
+        lows: list[np.ndarray | None] = [None] * n
+        score_arr = np.full(n, NO_OBJ_SCORE, np.float32)
+        ious = np.zeros(n, np.float32)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for k, st in enumerate(states):
+            if st is not None:
+                by_shape.setdefault(tuple(st.low_res.shape[-2:]), []).append(k)
+                ious[k] = st.iou
+        dev = self.model.device
+        for rows in by_shape.values():
+            low = torch.cat([states[k].low_res.to(dev).float() for k in rows])  # (L, 1, s, s)
+            full = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+            masks[rows] = (full > 0).cpu().numpy()
+            score_arr[rows] = torch.cat([states[k].score.reshape(-1)[:1].to(dev).float() for k in rows]).cpu().numpy()
+            if return_logits:
+                logits[rows] = full.cpu().numpy()
+                for k, x in zip(rows, low[:, 0].cpu().numpy()):
+                    lows[k] = x
         res = FrameResult(
             frame=frame,
             obj_ids=tuple(ids),
-            masks=np.stack(masks) if n else np.zeros((0, h, w), bool),
+            masks=masks,
             scores=(1.0 / (1.0 + np.exp(-np.clip(score_arr, -60, 60).astype(np.float64)))).astype(np.float32),
             present=score_arr > 0,
-            iou=np.asarray(ious, dtype=np.float32).reshape(n),
+            iou=ious,
             object_score_logits=score_arr,
-            logits=(np.stack(logits) if n else np.zeros((0, h, w), np.float32)) if return_logits else None,
+            logits=logits,
             index=self.index,
             key=self.source.layout.index(self.index, frame),
         )
         if return_logits and n:
-            side = max(x.shape[-1] for x in lows)
+            side = max((x.shape[-1] for x in lows if x is not None), default=4)
             res.low_res_logits = np.stack(
-                [x if x.shape[-1] == side else np.full((side, side), NO_OBJ_SCORE, np.float32) for x in lows]
+                [x if x is not None and x.shape[-1] == side else np.full((side, side), NO_OBJ_SCORE, np.float32)
+                 for x in lows]
             )
         return res

@@ -57,6 +57,7 @@ def load_model(
     image_size: int | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     cancel: Any = None,
+    compile: bool | str = False,
 ) -> Sam2Model:
     """Load an official SAM 2 / 2.1 checkpoint by registry name or file path.
 
@@ -69,6 +70,9 @@ def load_model(
     everywhere. ``image_size``: run the same weights at a lower internal resolution (multiple
     of 64 in [256, 1024]); masks still come back at the stack's resolution. A mistyped name
     gives "unknown model ...; did you mean ...?", a missing path "file not found".
+    ``compile``: ``True`` (the inductor backend) or a ``torch.compile`` backend name compiles the
+    image encoder, memory attention and mask decoder (``model/compile.py``; compiled on first use,
+    falls back to eager with one warning where compilation is unavailable).
     """
     if image_size is not None:
         image_size = check_image_size(image_size)
@@ -84,5 +88,9 @@ def load_model(
         path = resolve_checkpoint(source, progress=progress, cancel=cancel, registry=registry)
     state = read_state_dict(path)
     cfg = detect_config(state, source=str(path))
-    model = build_model(cfg, state, image_size)
-    return prepare(model, dev, dtype)
+    model = prepare(build_model(cfg, state, image_size), dev, dtype)
+    if compile:
+        from .compile import compile_model
+
+        compile_model(model, backend="inductor" if compile is True else str(compile))
+    return model

@@ -1,9 +1,10 @@
 """Training clips from what users have: stacks with label images (instance ids consistent over time).
 
 A :class:`ClipSampler` draws clips of ``clip_len`` consecutive frames of one (T, Y, X[, C]) stack and
-one object: an id present on the clip's first frame. Frames go through the engine's own input path
-(intensity range of the stack, grey to RGB, the official video resize and normalisation), so the
-model is trained on exactly what it sees at inference. Target masks are resized to the model's input
+up to ``max_objects`` objects: ids present on the clip's first frame, trained together as one batch.
+Frames go through the engine's own input path (intensity range of the stack, grey to RGB, the
+official video resize and normalisation), so the model is trained on exactly what it sees at
+inference. Target masks are resized to the model's input
 size with nearest neighbour. Stacks may be numpy, memory-mapped TIFF, zarr or dask: frames are read
 when a clip needs them.
 """
@@ -26,10 +27,10 @@ class Clip:
     """One training clip: model inputs and the object's target masks."""
 
     frames: torch.Tensor  # (k, 3, S, S) normalised float32
-    masks: torch.Tensor  # (k, 1, S, S) float32 in {0, 1}
+    masks: torch.Tensor  # (k, B, S, S) float32 in {0, 1}: B objects
     stack: int  # index of the stack it came from
     start: int  # its first frame
-    obj_id: int
+    obj_ids: tuple[int, ...]
 
 
 def check_pairs(stacks: Sequence[Any], labels: Sequence[Any]) -> None:
@@ -49,12 +50,12 @@ class ClipSampler:
     """Random clips (seeded) of the given (stack, labels) pairs, or the fixed list of :meth:`all_clips`."""
 
     def __init__(self, stacks: Sequence[Any], labels: Sequence[Any], image_size: int, clip_len: int = 4,
-                 seed: int = 0) -> None:
+                 seed: int = 0, max_objects: int = 1) -> None:
         check_pairs(stacks, labels)
         self.stacks, self.labels = list(stacks), list(labels)
-        self.image_size, self.clip_len = int(image_size), int(clip_len)
-        if self.clip_len < 1:
-            raise InputError(f"clip_len must be at least 1, not {clip_len}.")
+        self.image_size, self.clip_len, self.max_objects = int(image_size), int(clip_len), int(max_objects)
+        if self.clip_len < 1 or self.max_objects < 1:
+            raise InputError(f"clip_len and max_objects must be at least 1, not {clip_len} and {max_objects}.")
         self.rng = np.random.default_rng(seed)
         self.ranges = [self._range(s) for s in self.stacks]
         self.starts = [(i, t) for i, s in enumerate(self.stacks) for t in range(max(s.shape[0] - self.clip_len + 1, 0))
@@ -74,28 +75,30 @@ class ClipSampler:
         rgb = to_rgb(to_uint8(np.asarray(self.stacks[i][t]), self.ranges[i]), None)
         return video_input(rgb, self.image_size)
 
-    def _mask(self, i: int, t: int, obj_id: int) -> torch.Tensor:
-        m = torch.from_numpy(np.asarray(self.labels[i][t]) == obj_id).float()[None, None]
+    def _masks(self, i: int, t: int, obj_ids: Sequence[int]) -> torch.Tensor:
+        lab = torch.from_numpy(np.array(self.labels[i][t]))
+        m = torch.stack([lab == o for o in obj_ids]).float()[None]
         return F.interpolate(m, size=(self.image_size, self.image_size), mode="nearest")[0]
 
-    def clip(self, i: int, start: int, obj_id: int) -> Clip:
+    def clip(self, i: int, start: int, obj_ids: Sequence[int]) -> Clip:
         ts = range(start, start + self.clip_len)
-        return Clip(torch.stack([self._frame(i, t) for t in ts]), torch.stack([self._mask(i, t, obj_id) for t in ts]),
-                    i, start, int(obj_id))
+        return Clip(torch.stack([self._frame(i, t) for t in ts]), torch.stack([self._masks(i, t, obj_ids) for t in ts]),
+                    i, start, tuple(int(o) for o in obj_ids))
+
+    def _ids(self, i: int, start: int) -> np.ndarray:
+        ids = np.unique(np.asarray(self.labels[i][start]))
+        return ids[ids > 0]
 
     def sample(self) -> Clip:
-        """A random clip and object (an id on its first frame)."""
+        """A random clip and up to ``max_objects`` random objects (ids on its first frame)."""
         i, start = self.starts[int(self.rng.integers(len(self.starts)))]
-        ids = np.unique(np.asarray(self.labels[i][start]))
-        ids = ids[ids > 0]
-        return self.clip(i, start, int(self.rng.choice(ids)))
+        ids = self._ids(i, start)
+        pick = self.rng.choice(ids, size=min(len(ids), self.max_objects), replace=False)
+        return self.clip(i, start, pick)
 
     def all_clips(self, max_clips: int = 16) -> list[Clip]:
-        """A fixed, spread-out set of clips (validation): up to ``max_clips``, each object once per start."""
+        """A fixed, spread-out set of up to ``max_clips`` clips (validation), each with the first
+        ``max_objects`` objects of its first frame."""
         picks = [self.starts[int(k)] for k in np.linspace(0, len(self.starts) - 1, num=min(len(self.starts),
                                                                                           max_clips)).astype(int)]
-        out = []
-        for i, start in dict.fromkeys(picks):
-            ids = np.unique(np.asarray(self.labels[i][start]))
-            out.extend(self.clip(i, start, int(o)) for o in ids[ids > 0][:2])
-        return out[:max_clips]
+        return [self.clip(i, start, self._ids(i, start)[: self.max_objects]) for i, start in dict.fromkeys(picks)]

@@ -16,7 +16,8 @@ frames. The validation clips come from the last stack when there are several, el
 (``<out>.log.csv``) and a checkpoint: ``out`` holds ``{"model": state_dict}`` in the official key
 layout (``load_model(out)`` reads it in the widget, CLI and API) plus ``"napari_sam2"``: base model,
 settings, step and validation scores; ``<out>.train.pt`` holds the optimizer to resume from.
-Mixed precision (bf16 autocast) on CUDA; CPU works for smoke runs and small models.
+Mixed precision (bf16 autocast) on CUDA, and on the CPU when asked (``bf16=True``); CPU works for
+smoke runs and small models.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class TrainSettings:
 
     steps: int = 1000
     clip_len: int = 4
+    objects: int = 1  # objects per clip, trained as one batch (the encoder runs once per frame for all)
     lr: float = 1e-5
     weight_decay: float = 0.01
     train: str = "decoder"
@@ -60,19 +62,24 @@ class TrainSettings:
     val_fraction: float = 0.2
     val_clips: int = 16
     grad_clip: float = 0.1
+    warmup: int = 0  # steps of linear learning-rate warm-up
+    schedule: str = "constant"  # or "cosine": decay to lr / 10 at the last step (after the warm-up)
     prompt_kinds: tuple[str, ...] = ("click", "box", "mask")  # first prompts drawn (click 50 %, box 30 %, mask 20 %)
     box_jitter: float = 0.1  # box corners move by this fraction of the box size (normal sd)
+    bf16: bool | None = None  # bf16 autocast; None: on CUDA only (on a CPU with bf16 units it is ~1.3x faster)
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.train not in PARTS:
             raise InputError(f"train must be one of {', '.join(PARTS)}, not {self.train!r}.")
-        for name in ("steps", "clip_len", "val_every", "val_clips"):
+        for name in ("steps", "clip_len", "objects", "val_every", "val_clips"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, not {getattr(self, name)!r}.")
         self.prompt_kinds = tuple(self.prompt_kinds)
         if not self.prompt_kinds or set(self.prompt_kinds) - set(KINDS):
             raise InputError(f"prompt_kinds must be some of {', '.join(KINDS)}, not {self.prompt_kinds!r}.")
+        if self.schedule not in ("constant", "cosine"):
+            raise InputError(f"schedule must be constant or cosine, not {self.schedule!r}.")
         if not 0.0 <= self.val_fraction < 1.0:
             raise InputError(f"val_fraction must be in [0, 1), not {self.val_fraction!r}.")
 
@@ -86,6 +93,17 @@ def trainable(model: Sam2Model, part: str) -> list[torch.nn.Parameter]:
         if on:
             chosen.append(p)
     return chosen
+
+
+def learning_rate(settings: TrainSettings, step: int) -> float:
+    """The learning rate of step ``step`` (0-based): linear warm-up, then constant or cosine to lr / 10."""
+    if step < settings.warmup:
+        return settings.lr * (step + 1) / settings.warmup
+    if settings.schedule == "constant":
+        return settings.lr
+    span = max(settings.steps - settings.warmup - 1, 1)
+    k = min((step - settings.warmup) / span, 1.0)
+    return settings.lr * (0.1 + 0.9 * 0.5 * (1.0 + np.cos(np.pi * k)))
 
 
 def split(stacks: Sequence[Any], labels: Sequence[Any], val_fraction: float, clip_len: int):
@@ -118,7 +136,8 @@ def boundary_f(pred: np.ndarray, target: np.ndarray, tol: int = 2) -> float:
 
 
 def validate(model: Sam2Model, clips: list) -> tuple[float, float]:
-    """Mean J and F over the tracked frames of ``clips`` (one centre click each); NaN without clips."""
+    """Mean J and F over the tracked frames and objects of ``clips`` (one innermost click per object;
+    with one-frame clips, over that prompted frame); NaN without clips."""
     if not clips:
         return float("nan"), float("nan")
     js, fs = [], []
@@ -126,15 +145,16 @@ def validate(model: Sam2Model, clips: list) -> tuple[float, float]:
     model.eval()
     with torch.no_grad():
         for clip in clips:
-            r, c = _inside(clip.masks[0, 0].numpy() > 0.5)
-            prompt = Prompt(torch.tensor([[[c + 0.5, r + 0.5]]]), torch.tensor([[1]], dtype=torch.int32), None,
-                            "click")
+            first = [_inside(m.numpy() > 0.5) for m in clip.masks[0]]
+            prompt = Prompt(torch.tensor([[[c + 0.5, r + 0.5]] for r, c in first]),
+                            torch.ones(len(first), 1, dtype=torch.int32), None, "click")
             out = clip_forward(model, clip, prompt, correction_rounds=0)
-            for pred, target in zip(out.masks[1:], clip.masks[1:, 0].numpy() > 0.5):
-                pred = pred.numpy()
-                union = (pred | target).sum()
-                js.append(1.0 if union == 0 else float((pred & target).sum() / union))
-                fs.append(boundary_f(pred, target))
+            tracked = slice(1, None) if len(out.masks) > 1 else slice(0, 1)  # single-frame clips: the click
+            for preds, targets in zip(out.masks[tracked], clip.masks[tracked].numpy() > 0.5):
+                for pred, target in zip(preds.numpy(), targets):
+                    union = (pred | target).sum()
+                    js.append(1.0 if union == 0 else float((pred & target).sum() / union))
+                    fs.append(boundary_f(pred, target))
     model.train(was)
     return float(np.mean(js)) if js else float("nan"), float(np.mean(fs)) if fs else float("nan")
 
@@ -168,9 +188,9 @@ def finetune(model: Sam2Model, stacks: Sequence[Any], labels: Sequence[Any], out
     ckpt_path, state_path, log_path = _paths(out)
     train_s, train_l, val_s, val_l = split(stacks, labels, settings.val_fraction, settings.clip_len)
     size = model.image_size
-    sampler = ClipSampler(train_s, train_l, size, settings.clip_len, settings.seed)
-    val_clips = (ClipSampler(val_s, val_l, size, settings.clip_len, settings.seed + 1).all_clips(settings.val_clips)
-                 if val_s else [])
+    sampler = ClipSampler(train_s, train_l, size, settings.clip_len, settings.seed, settings.objects)
+    val_clips = (ClipSampler(val_s, val_l, size, settings.clip_len, settings.seed + 1, settings.objects)
+                 .all_clips(settings.val_clips) if val_s else [])
     params = trainable(model, settings.train)
     opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     step = 0
@@ -186,7 +206,7 @@ def finetune(model: Sam2Model, stacks: Sequence[Any], labels: Sequence[Any], out
         with open(log_path, "w", newline="", encoding="utf-8") as fh:
             csv.writer(fh).writerow(LOG_COLUMNS)
     dev_type = model.device.type
-    amp = dev_type == "cuda"
+    amp = dev_type == "cuda" if settings.bf16 is None else bool(settings.bf16)
     model.train()
     start, row = time.perf_counter(), {}
     acc: list[dict[str, float]] = []
@@ -195,8 +215,12 @@ def finetune(model: Sam2Model, stacks: Sequence[Any], labels: Sequence[Any], out
         prompt = sample_prompt(clip.masks[0], rng, kinds=settings.prompt_kinds, box_jitter=settings.box_jitter)
         with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=amp):
             result = clip_forward(model, clip, prompt, settings.correction_rounds)
+        if not result.frames:  # a mask prompt on a one-frame clip: nothing is predicted, nothing to learn
+            continue
         opt.zero_grad(set_to_none=True)
         result.loss.backward()
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(settings, step)
         if settings.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
         opt.step()

@@ -45,24 +45,27 @@ WEIGHTS = {"click": 0.5, "box": 0.3, "mask": 0.2}
 
 def sample_prompt(target: torch.Tensor, rng: np.random.Generator, kinds: tuple[str, ...] = KINDS,
                   box_jitter: float = 0.1) -> Prompt:
-    """A first prompt for the (1, S, S) target mask, of one of ``kinds`` (drawn with :data:`WEIGHTS`)."""
+    """First prompts for the (B, S, S) target masks of B objects, all of one of ``kinds`` (drawn with
+    :data:`WEIGHTS`), so that they decode as one batch: a click each, a jittered box each, or the masks."""
     p = np.array([WEIGHTS[k] for k in kinds])
     kind = str(rng.choice(kinds, p=p / p.sum()))
-    m = target[0].numpy() > 0.5
     if kind == "mask":
-        return Prompt(None, None, target[None].float(), kind)
-    if kind == "click":
-        r, c = click_at(m, rng)
-        return Prompt(torch.tensor([[[c + 0.5, r + 0.5]]]), torch.tensor([[1]], dtype=torch.int32), None, kind)
-    rows, cols = np.nonzero(m)
-    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    h, w = r1 - r0, c1 - c0
-    jit = rng.normal(0.0, box_jitter, 4) * np.array([w, h, w, h])
-    box = np.array([c0, r0, c1, r1], np.float64) + jit
-    size = m.shape[0]
-    box = np.clip(box, 0, size)
-    coords = torch.tensor([[[box[0], box[1]], [box[2], box[3]]]], dtype=torch.float32)
-    return Prompt(coords, torch.tensor([[2, 3]], dtype=torch.int32), None, "box")
+        return Prompt(None, None, target[:, None].float(), kind)
+    coords, labels = [], []
+    for m in target.numpy() > 0.5:
+        if kind == "click":
+            r, c = click_at(m, rng)
+            coords.append([[c + 0.5, r + 0.5]])
+            labels.append([1])
+            continue
+        rows, cols = np.nonzero(m)
+        r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        h, w = r1 - r0, c1 - c0
+        jit = rng.normal(0.0, box_jitter, 4) * np.array([w, h, w, h])
+        box = np.clip(np.array([c0, r0, c1, r1], np.float64) + jit, 0, m.shape[0])
+        coords.append([[box[0], box[1]], [box[2], box[3]]])
+        labels.append([2, 3])
+    return Prompt(torch.tensor(coords, dtype=torch.float32), torch.tensor(labels, dtype=torch.int32), None, kind)
 
 
 def correction_click(pred: torch.Tensor, target: torch.Tensor) -> tuple[tuple[float, float], int] | None:
@@ -84,11 +87,13 @@ def to_device(prompt: Prompt, device: torch.device) -> Prompt:
     return Prompt(move(prompt.coords), move(prompt.labels), move(prompt.mask), prompt.kind)
 
 
-def add_click(prompt: Prompt, xy: tuple[float, float], label: int) -> Prompt:
-    """``prompt`` with one more click (a box keeps its corners first)."""
+def add_clicks(prompt: Prompt, fixes: list[tuple[tuple[float, float], int] | None]) -> Prompt:
+    """``prompt`` of B objects with one more click each; an object without a fix (None) gets a padding
+    point (label -1, which the prompt encoder ignores), so that all keep the same number of points."""
     dev = prompt.coords.device if prompt.coords is not None else None
-    pt = torch.tensor([[xy]], dtype=torch.float32, device=dev)
-    lab = torch.tensor([[label]], dtype=torch.int32, device=dev)
+    pts = [[fix[0] if fix else (0.0, 0.0)] for fix in fixes]
+    pt = torch.tensor(pts, dtype=torch.float32, device=dev)
+    lab = torch.tensor([[fix[1] if fix else -1] for fix in fixes], dtype=torch.int32, device=dev)
     coords = pt if prompt.coords is None else torch.cat([prompt.coords, pt], dim=1)
     labels = lab if prompt.labels is None else torch.cat([prompt.labels, lab], dim=1)
     return Prompt(coords, labels, None, prompt.kind)
