@@ -297,7 +297,7 @@ class Sam2Controller:
         note = getattr(model, "fallback_note", "")
         self.view.model_note(note)  # offline without the chosen checkpoint: the demo model stands in
         if note:  # (workers._offline_fallback); the warning once, the note for as long as it is in use
-            self.view.message("warning", f"Model {model.source_name} ready. {note}")
+            self.view.message("warning", f"Model {model.source_name} ready. {note} {model.fallback_detail}")
             return
         self.view.status(f"Model {self.model_source[0] if self.model_source else ''} ready.")
 

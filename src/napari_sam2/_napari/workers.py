@@ -121,7 +121,8 @@ def load_model_job(
 
 def _offline_fallback(name: str, device: str, err: DownloadError) -> Iterator[Any]:
     """``name`` is not cached and cannot be downloaded: load the built-in demo model instead, with a
-    ``fallback_note`` on it that the controller shows (a warning naming what happened and the fix)."""
+    ``fallback_note`` (what happened, the fix) and ``fallback_detail`` (the download error with its manual
+    steps) on it, which the controller shows."""
     from ..checkpoints.builtin import DEMO_MODEL, DEMO_NOTE
     from ..model.loading import load_model
 
@@ -130,9 +131,9 @@ def _offline_fallback(name: str, device: str, err: DownloadError) -> Iterator[An
         model = load_model(DEMO_MODEL, device=device)  # its own resolution (256 px): the one it was trained at
     except Exception:  # noqa: BLE001 - no demo model either: the download error is the one to show
         raise err from None
-    reason = str(err).split(". ")[0].rstrip(".")
-    model.fallback_note = (f"{name} is not cached and could not be downloaded ({reason}), so this uses "
-                           f"{DEMO_NOTE}. Connect to the network and choose {name} again for SAM 2's quality.")
+    model.fallback_note = (f"{name} is not cached and could not be downloaded, so this uses {DEMO_NOTE}. "
+                           f"Connect to the network and choose {name} again for SAM 2's quality.")
+    model.fallback_detail = str(err)  # the download error: URL, file name, cache folder, the manual steps
     model.source_name = DEMO_MODEL
     return model
 
