@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..engine.video_session import VideoSession
+from .prompts import _inside
 
 
 @dataclass
@@ -48,9 +49,7 @@ def innermost(mask: np.ndarray) -> tuple[int, int]:
     if n > 1:
         sizes = ndimage.sum(mask, lab, range(1, n + 1))
         mask = lab == 1 + int(np.argmax(sizes))
-    dist = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-    r, c = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return int(r), int(c)
+    return _inside(mask)
 
 
 def lineage_targets(labels: np.ndarray, obj_id: int, divisions: list[tuple[int, int, int, int]]) -> np.ndarray:
