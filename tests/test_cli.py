@@ -290,7 +290,8 @@ def test_cli_models_lists_registry_and_cache(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:-1]}
     assert lines["sam2.1_hiera_tiny"][-1] == "yes" and lines["sam2.1_hiera_large"][-1] == "no"
-    assert lines["napari-sam2-demo"][2:4] == ["built", "in"] and "not Meta's" in proc.stdout
+    demo = lines["napari-sam2-demo"]  # e.g. napari-sam2-demo  24 MB  built in (not Meta's SAM 2: ...)
+    assert demo[1].isdigit() and demo[2:5] == ["MB", "built", "in"] and "not Meta's" in proc.stdout
     assert str(tmp_path) in proc.stdout.splitlines()[-1]
 
 
