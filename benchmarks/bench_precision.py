@@ -20,22 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reference"))
-from _reference_runner import Case, case_files, run_image_steps, run_video_steps  # noqa: E402
-
-from napari_sam2.model.configs import get_config  # noqa: E402
-from napari_sam2.model.loading import build_model, prepare  # noqa: E402
-from napari_sam2.model.testing import rule_state_dict  # noqa: E402
-
-
-def replay(case: Case, dtype: torch.dtype) -> list[np.ndarray]:
-    """Every mask the case's steps produce with ``dtype``."""
-    cfg = get_config(case.meta["model"])
-    size = int(case.settings().get("image_size", 1024))
-    model = prepare(build_model(cfg, rule_state_dict(cfg), size), "cpu", dtype)
-    record: list = []
-    video = any(s["op"] != "image_predict" for s in case.meta["steps"])
-    (run_video_steps if video else run_image_steps)(case, model=model, record=record)
-    return [np.asarray(m) for _, masks in record for m in masks]
+from _reference_runner import Case, case_files, replay_masks  # noqa: E402
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -56,7 +41,7 @@ def main() -> None:
         if args.cases and not any(path.stem.startswith(c) for c in args.cases):
             continue
         case = Case(path)
-        ious = [iou(a, b) for a, b in zip(replay(case, torch.float32), replay(case, torch.bfloat16))]
+        ious = [iou(a, b) for a, b in zip(replay_masks(case, torch.float32), replay_masks(case, torch.bfloat16))]
         print(f"{path.stem:<28} {len(ious):>5} {np.mean(ious):>8.3f} {np.min(ious):>8.3f}", flush=True)
 
 

@@ -13,24 +13,13 @@ import torch
 
 from napari_sam2.errors import InputError
 from napari_sam2.model.compile import compile_model, compile_status
-from napari_sam2.model.configs import get_config
 from napari_sam2.model.device import default_autocast
-from napari_sam2.model.loading import build_model, prepare
-from napari_sam2.model.testing import random_model, rule_state_dict
+from napari_sam2.model.testing import random_model
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "reference"))
-from _reference_runner import Case, run_video_steps  # noqa: E402
+from _reference_runner import Case, replay_masks  # noqa: E402
 
 CASES = Path(__file__).parents[1] / "reference" / "cases"
-
-
-def _replay(case: Case, dtype) -> list[np.ndarray]:
-    cfg = get_config(case.meta["model"])
-    size = int(case.settings().get("image_size", 1024))
-    model = prepare(build_model(cfg, rule_state_dict(cfg), size), "cpu", dtype)
-    record: list = []
-    run_video_steps(case, model=model, record=record)
-    return [np.asarray(masks) for _, masks in record]
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -41,9 +30,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("name", ["C4_max_cond_frames", "C5_two_frames"])
 def test_bf16_autocast_masks_stay_close_to_fp32_on_the_reference_videos(name):
     case = Case(CASES / f"{name}.json")
-    fp32, bf16 = _replay(case, torch.float32), _replay(case, torch.bfloat16)
+    fp32, bf16 = replay_masks(case, torch.float32), replay_masks(case, torch.bfloat16)
     assert len(fp32) == len(bf16) > 0
-    ious = [_iou(a[k], b[k]) for a, b in zip(fp32, bf16) for k in range(len(a))]
+    ious = [_iou(a, b) for a, b in zip(fp32, bf16)]
     # measured on this machine: mean 0.99 (C1-C5); the image cases S1 / S2 give 0.89 (docs/benchmarks.md)
     assert np.mean(ious) >= 0.97, ious
     assert any(m.any() for m in fp32)  # the cases segment something: the comparison is not of empty masks

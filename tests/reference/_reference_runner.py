@@ -349,3 +349,15 @@ def run_video_steps(case: Case, model=None, record: list | None = None) -> Check
 def run_amg_generate(case: Case) -> Checker:
     """An ``amg_generate`` case (automatic mask generation), see ``_amg_runner.py``."""
     return run_amg_case(case, model_for(case), Checker)
+
+
+def replay_masks(case: Case, dtype) -> list[np.ndarray]:
+    """Every mask a case's steps produce on its rule-weight model run with ``dtype`` (autocast), in
+    order: the fp32 / bf16 comparison of ``bench_precision.py`` and ``test_precision_and_compile.py``."""
+    cfg = get_config(case.meta["model"])
+    size = int(case.settings().get("image_size", 1024))
+    model = prepare(build_model(cfg, rule_state_dict(cfg), size), "cpu", dtype)
+    record: list = []
+    video = any(s["op"] != "image_predict" for s in case.meta["steps"])
+    (run_video_steps if video else run_image_steps)(case, model=model, record=record)
+    return [np.asarray(m) for _, masks in record for m in masks]
